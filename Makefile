@@ -1,0 +1,45 @@
+# sparkgd: `make run` trains on built-in data with spark-submit; `make test` runs the suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export SPARK_LOCAL_IP ?= 127.0.0.1
+export PYSPARK_PYTHON := $(abspath $(PY))
+export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
+
+.PHONY: setup run test lint bench dist clean check-java
+
+check-java:
+	@command -v java >/dev/null 2>&1 || { echo "error: Java 17+ is required by Spark and java is not on PATH; install it (Debian: apt-get install openjdk-17-jre-headless) or set JAVA_HOME"; exit 1; }
+	@v=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1); \
+	 if [ -z "$$v" ] || [ "$$v" -lt 17 ]; then echo "error: Java 17+ is required by Spark, found Java $${v:-unknown}; install openjdk-17 and put it first on PATH (or set JAVA_HOME)"; exit 1; fi
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+run: setup check-java
+	$(VENV)/bin/spark-submit --master 'local[2]' --properties-file conf/spark-defaults.conf \
+		jobs/train_linear.py $(ARGS)
+
+test: setup check-java
+	$(PY) -m ruff check sparkgd jobs tests benchmarks
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: setup
+	$(PY) -m ruff check sparkgd jobs tests benchmarks
+
+bench: setup check-java
+	$(PY) benchmarks/bench.py $(ARGS)
+
+dist: setup
+	rm -rf dist && mkdir -p dist
+	$(PY) -m pip wheel -q --no-deps -w dist .
+	cd $(CURDIR) && zip -qr dist/sparkgd.zip sparkgd -x '*__pycache__*'
+	@ls -l dist
+
+clean:
+	rm -rf dist build *.egg-info .pytest_cache

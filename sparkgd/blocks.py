@@ -1,0 +1,232 @@
+"""Training data as cached blocks: one block of rows per RDD partition.
+
+Rows arrive once as ``(label, features)``, ``(label, features, weight)`` or ``LabeledPoint``
+(features: numpy arrays, sequences, or ``pyspark.mllib``/``pyspark.ml`` dense or sparse
+vectors) and become a :class:`Block`: a float64 label vector and a dense matrix, or a CSR
+matrix when any row of the partition is sparse. Each block keeps its partition index and
+the rows in their original order, which is what lets :mod:`sparkgd.sampling` pick exactly
+the rows the JVM would. Problems in a row are recorded in the block, not raised on the
+worker, so the driver can report them with the partition and row.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import scipy.sparse as sp
+from pyspark import RDD, StorageLevel
+
+_MAX_BAD_LABELS = 10
+
+
+@dataclass
+class Block:
+    """The rows of one partition."""
+
+    partition: int
+    labels: np.ndarray
+    features: np.ndarray | sp.csr_matrix
+    weights: np.ndarray | None = None
+    error: str | None = None
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.labels)
+
+    @property
+    def num_features(self) -> int | None:
+        return self.features.shape[1] if self.num_rows else None
+
+
+@dataclass
+class BlockSummary:
+    """What the driver needs to know about a block, collected once."""
+
+    partition: int
+    num_rows: int
+    num_features: int | None
+    error: str | None
+    bad_label_count: int = 0
+    bad_labels: list[float] = field(default_factory=list)
+    negative_weight_count: int = 0
+
+
+def _vector_parts(v: Any) -> tuple[int, np.ndarray | None, np.ndarray | None]:
+    """``(size, dense values, None)`` or ``(size, indices, values)`` for a sparse vector."""
+    if hasattr(v, "indices") and hasattr(v, "values") and hasattr(v, "size"):
+        return int(v.size), np.asarray(v.indices, dtype=np.int64), np.asarray(v.values, dtype=np.float64)
+    if sp.issparse(v):
+        csr = sp.csr_matrix(v)
+        return csr.shape[1], csr.indices.astype(np.int64), csr.data.astype(np.float64)
+    if hasattr(v, "toArray"):
+        v = v.toArray()
+    arr = np.asarray(v, dtype=np.float64)
+    if arr.ndim != 1:
+        raise ValueError(f"features must be a 1-D vector, got shape {arr.shape}")
+    return arr.shape[0], arr, None
+
+
+def _split_row(row: Any) -> tuple[Any, Any, Any]:
+    if hasattr(row, "label") and hasattr(row, "features") and not isinstance(row, tuple):
+        return row.label, row.features, None
+    if isinstance(row, (tuple, list)) and len(row) in (2, 3):
+        return row[0], row[1], row[2] if len(row) == 3 else None
+    raise ValueError(
+        "a row must be a LabeledPoint, (label, features) or (label, features, weight); "
+        f"got {type(row).__name__}"
+    )
+
+
+def build_block(partition: int, rows: Iterable[Any]) -> Block:
+    """Convert a partition's rows into a :class:`Block`, recording the first bad row."""
+    labels: list[float] = []
+    weights: list[float] = []
+    dense: list[np.ndarray] = []
+    sparse_rows: list[tuple[np.ndarray, np.ndarray] | np.ndarray] = []
+    any_sparse = False
+    size = None
+    has_weights = None
+    for j, row in enumerate(rows):
+        try:
+            label, feats, weight = _split_row(row)
+            n, a, b = _vector_parts(feats)
+            if not isinstance(label, numbers.Real):
+                raise ValueError(f"label must be a number, got {label!r}")
+        except (ValueError, TypeError) as e:
+            return _bad(partition, f"partition {partition}, row {j}: {e}")
+        if size is None:
+            size = n
+        elif n != size:
+            return _bad(partition, f"partition {partition}, row {j}: has {n} features, "
+                                   f"earlier rows of the partition have {size}")
+        if has_weights is None:
+            has_weights = weight is not None
+        elif has_weights != (weight is not None):
+            return _bad(partition, f"partition {partition}, row {j}: some rows have a weight and some do not")
+        labels.append(float(label))
+        if weight is not None:
+            weights.append(float(weight))
+        if b is not None:
+            any_sparse = True
+            sparse_rows.append((a, b))
+        else:
+            sparse_rows.append(a)
+            dense.append(a)
+    y = np.asarray(labels, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64) if has_weights else None
+    if size is None:
+        return Block(partition, y, np.empty((0, 0)), w)
+    if any_sparse:
+        x = _to_csr(sparse_rows, size)
+        values = x.data
+    else:
+        x = np.stack(dense) if dense else np.empty((0, size))
+        values = x
+    block = Block(partition, y, x, w)
+    bad_row = _first_nonfinite_row(block, values)
+    if bad_row is not None:
+        block.error = f"partition {partition}, row {bad_row}: NaN or infinite value in the label, features or weight"
+    return block
+
+
+def _bad(partition: int, message: str) -> Block:
+    return Block(partition, np.empty(0), np.empty((0, 0)), None, message)
+
+
+def _to_csr(rows: list, size: int) -> sp.csr_matrix:
+    indptr = [0]
+    indices, data = [], []
+    for r in rows:
+        if isinstance(r, tuple):
+            idx, val = r
+        else:
+            idx = np.flatnonzero(r)
+            val = r[idx]
+        indices.append(idx)
+        data.append(val)
+        indptr.append(indptr[-1] + len(idx))
+    return sp.csr_matrix(
+        (np.concatenate(data) if data else np.empty(0), np.concatenate(indices) if indices else np.empty(0, int),
+         np.asarray(indptr)), shape=(len(rows), size))
+
+
+def _first_nonfinite_row(block: Block, values: np.ndarray) -> int | None:
+    bad = ~np.isfinite(block.labels)
+    if block.weights is not None:
+        bad |= ~np.isfinite(block.weights)
+    if isinstance(block.features, np.ndarray):
+        bad |= ~np.isfinite(block.features).all(axis=1)
+    elif not np.isfinite(values).all():
+        rows = np.repeat(np.arange(block.num_rows), np.diff(block.features.indptr))
+        bad[rows[~np.isfinite(values)]] = True
+    hits = np.flatnonzero(bad)
+    return int(hits[0]) if len(hits) else None
+
+
+def summarize(block: Block) -> BlockSummary:
+    """Row count, width and label facts of a block, for the driver's checks."""
+    y = block.labels
+    odd = y[(y != 0.0) & (y != 1.0)]
+    neg = 0 if block.weights is None else int((block.weights < 0).sum())
+    return BlockSummary(block.partition, block.num_rows, block.num_features, block.error,
+                        len(odd), sorted(set(odd.tolist()))[:_MAX_BAD_LABELS], neg)
+
+
+class BlockedData:
+    """An RDD of cached :class:`Block`s (one per partition) and what is known about them.
+
+    Parameters
+    ----------
+    data : RDD
+        Rows as described in the module docstring.
+    storage_level : StorageLevel
+        How the blocks are persisted; they are reused by every iteration.
+    """
+
+    def __init__(self, data: RDD, storage_level: StorageLevel = StorageLevel.MEMORY_AND_DISK) -> None:
+        self.source = data
+        self.rdd: RDD = data.mapPartitionsWithIndex(_blocks_of).persist(storage_level)
+        self.summaries: list[BlockSummary] = sorted(self.rdd.map(summarize).collect(), key=lambda s: s.partition)
+
+    @property
+    def count(self) -> int:
+        return sum(s.num_rows for s in self.summaries)
+
+    @property
+    def num_features(self) -> int | None:
+        """The common width of all rows; raises ``ValueError`` on any bad row."""
+        self.check()
+        widths = [s.num_features for s in self.summaries if s.num_features is not None]
+        return widths[0] if widths else None
+
+    def check(self) -> None:
+        """Raise ``ValueError`` naming the first bad partition and row, if any."""
+        width = None
+        for s in self.summaries:
+            if s.error:
+                raise ValueError(f"bad input data: {s.error}")
+            if s.num_features is None:
+                continue
+            if width is None:
+                width = (s.num_features, s.partition)
+            elif s.num_features != width[0]:
+                raise ValueError(
+                    f"bad input data: partition {s.partition}, row 0: has {s.num_features} features, "
+                    f"rows of partition {width[1]} have {width[0]}")
+
+    def check_binary_labels(self) -> None:
+        """Raise ``ValueError`` with how many labels are outside {0, 1} and which."""
+        count = sum(s.bad_label_count for s in self.summaries)
+        if count:
+            values = sorted({v for s in self.summaries for v in s.bad_labels})[:_MAX_BAD_LABELS]
+            raise ValueError(f"classification labels must be 0 or 1: found {count} invalid labels, values {values}")
+
+    def unpersist(self) -> None:
+        self.rdd.unpersist()
+
+
+def _blocks_of(partition: int, rows: Iterator[Any]) -> Iterator[Block]:
+    yield build_block(partition, rows)

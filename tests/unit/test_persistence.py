@@ -1,0 +1,53 @@
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+from sparkgd.persistence import ModelFormatError, read_model, write_model
+
+
+def test_round_trip_and_no_pickle(tmp_path):
+    p = tmp_path / "m"
+    write_model(p, {"class": "X", "intercept": 1.5}, {"weights": np.array([1.0, 2.0])})
+    meta, arrays = read_model(p, "X")
+    assert meta["intercept"] == 1.5
+    np.testing.assert_array_equal(arrays["weights"], [1.0, 2.0])
+    for f in p.iterdir():
+        data = f.read_bytes()
+        assert not data.startswith(b"\x80"), f"{f} looks like a pickle"
+        with pytest.raises(Exception):
+            pickle.loads(data)
+    assert not list(tmp_path.glob(".m.*")), "temporary directories are cleaned up"
+
+
+def test_refuses_to_overwrite_unless_told(tmp_path):
+    p = tmp_path / "m"
+    write_model(p, {"class": "X"}, {"w": np.zeros(2)})
+    with pytest.raises(FileExistsError, match="already exists"):
+        write_model(p, {"class": "X"}, {"w": np.ones(2)})
+    write_model(p, {"class": "X"}, {"w": np.ones(2)}, overwrite=True)
+    assert read_model(p, "X")[1]["w"].tolist() == [1.0, 1.0]
+
+
+def test_damaged_and_foreign_directories_are_refused(tmp_path):
+    with pytest.raises(ModelFormatError, match="no metadata.json"):
+        read_model(tmp_path, "X")
+    p = tmp_path / "m"
+    write_model(p, {"class": "X"}, {"w": np.zeros(3)})
+    with pytest.raises(ModelFormatError, match="expected Y"):
+        read_model(p, "Y")
+    np.save(p / "w.npy", np.zeros(2))
+    with pytest.raises(ModelFormatError, match="shape"):
+        read_model(p, "X")
+    np.save(p / "w.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ModelFormatError, match="damaged array"):
+        read_model(p, "X")
+    meta = json.loads((p / "metadata.json").read_text())
+    meta["formatVersion"] = 99
+    (p / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFormatError, match="version 99"):
+        read_model(p, "X")
+    (p / "metadata.json").write_text("{not json")
+    with pytest.raises(ModelFormatError, match="damaged metadata"):
+        read_model(p, "X")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -142,7 +143,6 @@ def descend(blocks: BlockedData, gradient: Gradient, updater: Updater, initial_w
     n = blocks.count
     if n == 0:
         log.warning("GradientDescent.runMiniBatchSGD returning initial weights, no data found")
-        import warnings
         warnings.warn("the training data is empty: returning the initial weights", RuntimeWarning, stacklevel=3)
         return SGDResult(w0, [], 0)
     if n * mini_batch_fraction < 1:

@@ -69,7 +69,8 @@ def write_model(path: str | os.PathLike, metadata: dict[str, Any], arrays: dict[
         raise
 
 
-def read_model(path: str | os.PathLike, model_class: str | tuple[str, ...]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def read_model(path: str | os.PathLike,
+               model_class: str | tuple[str, ...]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Read and check a directory written by :func:`write_model`."""
     src = local_path(path)
     meta_file = src / "metadata.json"
@@ -80,7 +81,8 @@ def read_model(path: str | os.PathLike, model_class: str | tuple[str, ...]) -> t
     except (OSError, ValueError) as e:
         raise ModelFormatError(f"{meta_file}: damaged metadata ({e})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelFormatError(f"{meta_file}: not a sparkgd model (format {meta.get('format') if isinstance(meta, dict) else None!r})")
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise ModelFormatError(f"{meta_file}: not a sparkgd model (format {found!r})")
     if meta.get("formatVersion") != FORMAT_VERSION:
         raise ModelFormatError(f"{meta_file}: format version {meta.get('formatVersion')!r} is not supported "
                                f"(this sparkgd reads version {FORMAT_VERSION})")

@@ -104,7 +104,7 @@ class LinearModel:
                                 overwrite=overwrite)
 
     @classmethod
-    def load(cls, sc: SparkContext | None, path: str) -> "LinearModel":
+    def load(cls, sc: SparkContext | None, path: str) -> LinearModel:
         """Load a model saved by :meth:`save` (no code from the directory is executed)."""
         meta, arrays = persistence.read_model(path, cls.__name__)
         if len(arrays.get("weights", ())) != meta.get("numFeatures"):

@@ -17,7 +17,7 @@ draws, which for gap sampling is the number of rows kept, not the number skipped
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -107,7 +107,7 @@ def _apply(tabs: np.ndarray, v: np.ndarray) -> np.ndarray:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def _jump_tables(log2_steps: int) -> np.ndarray:
     """Tables of the matrix that advances the generator by ``2**log2_steps`` steps."""
     if log2_steps == 0:

@@ -30,6 +30,11 @@ class Updater:
         return f"{type(self).__name__}()"
 
 
+def _norm(weights: np.ndarray) -> float:
+    with np.errstate(over="ignore"):
+        return float(np.linalg.norm(weights))
+
+
 def _masked(weights: np.ndarray, penalized: np.ndarray | None) -> np.ndarray:
     return weights if penalized is None else weights[penalized]
 
@@ -48,7 +53,7 @@ class SquaredL2Updater(Updater):
         shrink = 1.0 - step * reg_param
         factor = shrink if penalized is None else np.where(penalized, shrink, 1.0)
         new = weights * factor - step * gradient
-        norm = float(np.linalg.norm(_masked(new, penalized)))
+        norm = _norm(_masked(new, penalized))
         return new, 0.5 * reg_param * norm * norm
 
 
@@ -85,7 +90,7 @@ class ElasticNetUpdater(Updater):
         if l1 > 0:
             new = soft_threshold(new, l1 * step, penalized)
         w = _masked(new, penalized)
-        norm = float(np.linalg.norm(w))
+        norm = _norm(w)
         return new, l1 * float(np.abs(w).sum()) + 0.5 * l2 * norm * norm
 
     def __repr__(self) -> str:

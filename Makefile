@@ -26,11 +26,11 @@ run: setup check-java
 		jobs/train_linear.py $(ARGS)
 
 test: setup check-java
-	$(PY) -m ruff check sparkgd jobs tests benchmarks
+	$(PY) -m ruff check sparkgd jobs tests $(wildcard benchmarks/*.py)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: setup
-	$(PY) -m ruff check sparkgd jobs tests benchmarks
+	$(PY) -m ruff check sparkgd jobs tests $(wildcard benchmarks/*.py)
 
 bench: setup check-java
 	$(PY) benchmarks/bench.py $(ARGS)

@@ -11,6 +11,7 @@ worker, so the driver can report them with the partition and row.
 
 from __future__ import annotations
 
+import functools
 import numbers
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
@@ -20,6 +21,7 @@ import scipy.sparse as sp
 from pyspark import RDD, StorageLevel
 
 _MAX_BAD_LABELS = 10
+_ROLES = ("label", "features", "weight")
 
 
 @dataclass
@@ -52,6 +54,7 @@ class BlockSummary:
     bad_label_count: int = 0
     bad_labels: list[float] = field(default_factory=list)
     negative_weight_count: int = 0
+    moments: tuple[float, float, np.ndarray, np.ndarray] | None = None
 
 
 def _vector_parts(v: Any) -> tuple[int, np.ndarray | None, np.ndarray | None]:
@@ -80,8 +83,11 @@ def _split_row(row: Any) -> tuple[Any, Any, Any]:
     )
 
 
-def build_block(partition: int, rows: Iterable[Any]) -> Block:
-    """Convert a partition's rows into a :class:`Block`, recording the first bad row."""
+def build_block(partition: int, rows: Iterable[Any], columns: tuple[str, str, str] = _ROLES) -> Block:
+    """Convert a partition's rows into a :class:`Block`, recording the first bad row.
+
+    ``columns`` names the label, features and weight in messages (DataFrame column names).
+    """
     labels: list[float] = []
     weights: list[float] = []
     dense: list[np.ndarray] = []
@@ -92,9 +98,13 @@ def build_block(partition: int, rows: Iterable[Any]) -> Block:
     for j, row in enumerate(rows):
         try:
             label, feats, weight = _split_row(row)
+            if label is None or feats is None:
+                raise ValueError(f"{_named(columns[0] if label is None else columns[1])} is null")
+            if weight is None and isinstance(row, tuple) and len(row) == 3:
+                raise ValueError(f"{_named(columns[2])} is null")
             n, a, b = _vector_parts(feats)
             if not isinstance(label, numbers.Real):
-                raise ValueError(f"label must be a number, got {label!r}")
+                raise ValueError(f"{_named(columns[0])} must be a number, got {label!r}")
         except (ValueError, TypeError) as e:
             return _bad(partition, f"partition {partition}, row {j}: {e}")
         if size is None:
@@ -126,10 +136,14 @@ def build_block(partition: int, rows: Iterable[Any]) -> Block:
         x = np.stack(dense) if dense else np.empty((0, size))
         values = x
     block = Block(partition, y, x, w)
-    bad_row = _first_nonfinite_row(block, values)
-    if bad_row is not None:
-        block.error = f"partition {partition}, row {bad_row}: NaN or infinite value in the label, features or weight"
+    bad = _first_nonfinite_row(block, values)
+    if bad is not None:
+        block.error = f"partition {partition}, row {bad[0]}: NaN or infinite value in {_named(columns[bad[1]])}"
     return block
+
+
+def _named(col: str) -> str:
+    return col
 
 
 def _bad(partition: int, message: str) -> Block:
@@ -153,17 +167,23 @@ def _to_csr(rows: list, size: int) -> sp.csr_matrix:
          np.asarray(indptr)), shape=(len(rows), size))
 
 
-def _first_nonfinite_row(block: Block, values: np.ndarray) -> int | None:
-    bad = ~np.isfinite(block.labels)
-    if block.weights is not None:
-        bad |= ~np.isfinite(block.weights)
+def _first_nonfinite_row(block: Block, values: np.ndarray) -> tuple[int, int] | None:
+    """``(row, role)`` of the first non-finite value; role 0 label, 1 features, 2 weight."""
+    n = block.num_rows
+    first = [n, n, n]
+    for role, bad in ((0, ~np.isfinite(block.labels)),
+                      (2, None if block.weights is None else ~np.isfinite(block.weights))):
+        if bad is not None and bad.any():
+            first[role] = int(np.argmax(bad))
     if isinstance(block.features, np.ndarray):
-        bad |= ~np.isfinite(block.features).all(axis=1)
+        bad = ~np.isfinite(block.features).all(axis=1)
+        if bad.any():
+            first[1] = int(np.argmax(bad))
     elif not np.isfinite(values).all():
-        rows = np.repeat(np.arange(block.num_rows), np.diff(block.features.indptr))
-        bad[rows[~np.isfinite(values)]] = True
-    hits = np.flatnonzero(bad)
-    return int(hits[0]) if len(hits) else None
+        rows = np.repeat(np.arange(n), np.diff(block.features.indptr))
+        first[1] = int(rows[~np.isfinite(values)].min())
+    row = min(first)
+    return None if row == n else (row, first.index(row))
 
 
 def summarize(block: Block) -> BlockSummary:
@@ -172,7 +192,17 @@ def summarize(block: Block) -> BlockSummary:
     odd = y[(y != 0.0) & (y != 1.0)]
     neg = 0 if block.weights is None else int((block.weights < 0).sum())
     return BlockSummary(block.partition, block.num_rows, block.num_features, block.error,
-                        len(odd), sorted(set(odd.tolist()))[:_MAX_BAD_LABELS], neg)
+                        len(odd), sorted(set(odd.tolist()))[:_MAX_BAD_LABELS], neg, _moments(block))
+
+
+def _moments(block: Block) -> tuple[float, float, np.ndarray, np.ndarray] | None:
+    """``(sum v, sum v^2, sum v x, sum v x^2)`` with row weights ``v`` (1 when absent)."""
+    if block.num_rows == 0 or block.error:
+        return None
+    v = np.ones(block.num_rows) if block.weights is None else block.weights
+    x = block.features
+    xx = x.multiply(x) if sp.issparse(x) else x * x
+    return float(v.sum()), float((v * v).sum()), np.asarray(x.T @ v).ravel(), np.asarray(xx.T @ v).ravel()
 
 
 class BlockedData:
@@ -186,9 +216,12 @@ class BlockedData:
         How the blocks are persisted; they are reused by every iteration.
     """
 
-    def __init__(self, data: RDD, storage_level: StorageLevel = StorageLevel.MEMORY_AND_DISK) -> None:
+    def __init__(self, data: RDD, storage_level: StorageLevel = StorageLevel.MEMORY_AND_DISK,
+                 columns: tuple[str, str, str] = _ROLES) -> None:
         self.source = data
-        self.rdd: RDD = data.mapPartitionsWithIndex(_blocks_of).persist(storage_level)
+        self.columns = columns
+        self.rdd: RDD = data.mapPartitionsWithIndex(functools.partial(_blocks_of, columns=columns)).persist(
+            storage_level)
         self.summaries: list[BlockSummary] = sorted(self.rdd.map(summarize).collect(), key=lambda s: s.partition)
 
     @property
@@ -222,11 +255,37 @@ class BlockedData:
         count = sum(s.bad_label_count for s in self.summaries)
         if count:
             values = sorted({v for s in self.summaries for v in s.bad_labels})[:_MAX_BAD_LABELS]
-            raise ValueError(f"classification labels must be 0 or 1: found {count} invalid labels, values {values}")
+            where = "" if self.columns[0] == "label" else f" in {self.columns[0]}"
+            raise ValueError(f"classification labels must be 0 or 1: found {count} invalid labels{where}, "
+                             f"values {values}")
+
+    def check_weights(self) -> None:
+        """Raise ``ValueError`` when any row weight is negative."""
+        count = sum(s.negative_weight_count for s in self.summaries)
+        if count:
+            raise ValueError(f"{_named(self.columns[2])} has {count} negative weights; weights must be >= 0")
 
     def unpersist(self) -> None:
         self.rdd.unpersist()
 
 
-def _blocks_of(partition: int, rows: Iterator[Any]) -> Iterator[Block]:
-    yield build_block(partition, rows)
+def _blocks_of(partition: int, rows: Iterator[Any], columns: tuple[str, str, str] = _ROLES) -> Iterator[Block]:
+    yield build_block(partition, rows, columns)
+
+
+def feature_std(blocks: BlockedData) -> np.ndarray:
+    r"""Weighted sample standard deviation of each feature, as Spark's ``Summarizer`` defines it:
+
+    .. math:: \sigma_j^2 = \frac{\sum_i v_i (x_{ij} - \bar x_j)^2}{\sum_i v_i - \sum_i v_i^2 / \sum_i v_i}
+    """
+    d = blocks.num_features or 0
+    parts = [s.moments for s in blocks.summaries if s.moments is not None]
+    if not parts:
+        return np.zeros(d)
+    sw, sw2, sx, sxx = (sum(p[k] for p in parts) for k in range(4))
+    if sw <= 0:
+        return np.zeros(d)
+    mean = sx / sw
+    denom = sw - sw2 / sw
+    var = (sxx - sw * mean * mean) / denom if denom > 0 else np.zeros(d)
+    return np.sqrt(np.maximum(var, 0.0))

@@ -1,0 +1,276 @@
+"""What sparkgd's DataFrame estimators and models share: input checks, training on the
+engine, prediction columns, summaries and persistence.
+
+Spark ML conventions, not MLlib's: the intercept is not regularized, ``standardization``
+trains on features divided by their standard deviation (the penalty applies to the scaled
+coefficients, as in Spark ML) and reports coefficients on the original scale, and
+``weightCol`` weights each row's loss and gradient. The starting point is MLlib's (zero
+coefficients, intercept 1.0), so that this API and :mod:`sparkgd.rdd` give the same model
+whenever their objectives agree.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from typing import Any
+
+import numpy as np
+from pyspark.ml.linalg import DenseVector, Vector, VectorUDT
+from pyspark.ml.util import (
+    DefaultParamsReader,
+    DefaultParamsWriter,
+    MLReadable,
+    MLReader,
+    MLWritable,
+    MLWriter,
+)
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType, DoubleType, NumericType, StructField, StructType
+
+from sparkgd.blocks import BlockedData, feature_std
+from sparkgd.gradients import Gradient
+from sparkgd.optimize import descend
+from sparkgd.updaters import ElasticNetUpdater
+
+FORMAT_VERSION = 1
+
+
+def check_column(dataset: DataFrame, name: str, param: str, kind: str) -> None:
+    """Raise ``ValueError`` when column ``name`` (param ``param``) is missing or of the wrong type."""
+    fields = {f.name: f.dataType for f in dataset.schema.fields}
+    if name not in fields:
+        raise ValueError(f"{param} column {name!r} is not in the DataFrame (columns: {sorted(fields)})")
+    dt = fields[name]
+    if kind == "vector" and not isinstance(dt, VectorUDT):
+        raise ValueError(f"{param} column {name!r} must be a vector column (VectorUDT, e.g. from VectorAssembler), "
+                         f"got {dt.simpleString()}")
+    if kind == "numeric" and not isinstance(dt, NumericType):
+        raise ValueError(f"{param} column {name!r} must be numeric, got {dt.simpleString()}")
+
+
+class _SGDEstimator:
+    """Mixin for the estimators: ``_fit`` trains on the engine."""
+
+    _gradient: Gradient
+    _binary: bool = False
+
+    def _fit(self, dataset: DataFrame) -> Any:
+        self._check_ranges()
+        label, feats = self.getLabelCol(), self.getFeaturesCol()
+        wcol = self.getOrDefault(self.weightCol) if self.isDefined(self.weightCol) else None
+        wcol = wcol or None
+        check_column(dataset, feats, "featuresCol", "vector")
+        check_column(dataset, label, "labelCol", "numeric")
+        cols = [F.col(label).cast("double"), F.col(feats)]
+        if wcol:
+            check_column(dataset, wcol, "weightCol", "numeric")
+            cols.append(F.col(wcol).cast("double"))
+        names = (f"column {label!r}", f"column {feats!r}", f"column {wcol!r}" if wcol else "weight")
+        blocks = BlockedData(dataset.select(*cols).rdd, columns=names)
+        try:
+            d = blocks.num_features
+            if d is None:
+                raise ValueError("the training DataFrame has no rows")
+            if self._binary:
+                blocks.check_binary_labels()
+            blocks.check_weights()
+            scale = None
+            if self.getStandardization():
+                std = feature_std(blocks)
+                scale = np.where(std > 0, 1.0 / np.where(std > 0, std, 1.0), 0.0)
+            fit_intercept = self.getFitIntercept()
+            w0 = np.zeros(d + fit_intercept)
+            penalized = None
+            if fit_intercept:
+                w0[-1] = 1.0
+                penalized = np.arange(d + 1) < d
+            result = descend(
+                blocks, self._gradient, ElasticNetUpdater(self.getElasticNetParam()), w0,
+                step_size=self.getStepSize(), num_iterations=self.getMaxIter(), reg_param=self.getRegParam(),
+                mini_batch_fraction=self.getMiniBatchFraction(), convergence_tol=self.getTol(),
+                seed=self.getSeed(), aggregation_depth=self.getAggregationDepth(), fit_intercept=fit_intercept,
+                scale=scale, penalized=penalized)
+        finally:
+            blocks.unpersist()
+        w = result.weights
+        coef = w[:d] if scale is None else w[:d] * scale
+        model = self._model_class(coefficients=DenseVector(coef), intercept=float(w[d]) if fit_intercept else 0.0)
+        self._copyValues(model)
+        model._training = (list(result.loss_history), result.num_iterations, dataset)
+        return model
+
+
+class _SGDModel(MLWritable, MLReadable):
+    """Mixin for the models: coefficients, prediction columns, summary, persistence."""
+
+    _summary_class: type
+    _training_summary_class: type
+
+    def _init_model(self, coefficients: Vector | None, intercept: float) -> None:
+        self._coefficients = DenseVector(np.asarray(coefficients.toArray() if coefficients is not None else [],
+                                                    dtype=np.float64))
+        self._intercept = float(intercept)
+        self._training: tuple[list[float], int, DataFrame | None] | None = None
+
+    @property
+    def coefficients(self) -> DenseVector:
+        """Model coefficients, on the scale of the original features."""
+        return self._coefficients
+
+    @property
+    def intercept(self) -> float:
+        return self._intercept
+
+    @property
+    def numFeatures(self) -> int:
+        return len(self._coefficients)
+
+    def _margin(self, value: Vector) -> float:
+        return float(value.dot(self._coefficients)) + self._intercept
+
+    def _margin_column(self, dataset: DataFrame):
+        check_column(dataset, self.getFeaturesCol(), "featuresCol", "vector")
+        coef, b, d = self._coefficients, self._intercept, self.numFeatures
+
+        def margin(v):  # no type hints: they would make Spark look for a pandas UDF
+            if v is None:
+                return None
+            if v.size != d:
+                raise ValueError(f"expected {d} features, got a vector of size {v.size}")
+            return float(v.dot(coef)) + b
+
+        return F.udf(margin, DoubleType())(F.col(self.getFeaturesCol()))
+
+    @property
+    def hasSummary(self) -> bool:
+        return self._training is not None and self._training[2] is not None
+
+    @property
+    def summary(self):
+        """Metrics on the training data, ``objectiveHistory`` and ``totalIterations``."""
+        if not self.hasSummary:
+            raise RuntimeError(f"no training summary available for this {type(self).__name__}")
+        history, iters, data = self._training
+        s = self._make_summary(self._training_summary_class, data)
+        s.objectiveHistory, s.totalIterations = history, iters
+        return s
+
+    def evaluate(self, dataset: DataFrame):
+        """The summary's metrics on ``dataset``."""
+        return self._make_summary(self._summary_class, dataset)
+
+    def _make_summary(self, cls: type, dataset: DataFrame):
+        wcol = self.getOrDefault(self.weightCol) if self.isDefined(self.weightCol) else None
+        pred = self.getPredictionCol() or "prediction"
+        model = self.copy().setPredictionCol(pred)
+        raw = None
+        if self.hasParam("rawPredictionCol"):
+            raw = self.getOrDefault(self.getParam("rawPredictionCol")) or "rawPrediction"
+            model._set(rawPredictionCol=raw)
+        return cls(model.transform(dataset), self.getLabelCol(), pred, wcol or None, raw)
+
+    def copy(self, extra: dict | None = None):
+        that = super().copy(extra)
+        that._coefficients, that._intercept = self._coefficients, self._intercept
+        that._training = self._training
+        return that
+
+    def write(self) -> MLWriter:
+        return _SGDModelWriter(self)
+
+    @classmethod
+    def read(cls) -> MLReader:
+        return _SGDModelReader(cls)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}: uid={self.uid}, numFeatures={self.numFeatures}"
+
+
+_DATA_SCHEMA = StructType([
+    StructField("intercept", DoubleType(), False),
+    StructField("coefficients", VectorUDT(), False),
+    StructField("objectiveHistory", ArrayType(DoubleType()), False),
+])
+
+
+class _SGDModelWriter(MLWriter):
+    """``metadata/`` (JSON, Spark's DefaultParamsWriter) and ``data/`` (one Parquet row).
+
+    A local destination is written into a temporary sibling directory and renamed into place.
+    """
+
+    def __init__(self, instance: _SGDModel) -> None:
+        super().__init__()
+        self.instance = instance
+
+    def save(self, path: str) -> None:
+        local = _local(path)
+        if local is None:
+            return super().save(path)
+        if os.path.exists(local) and not self.shouldOverwrite:
+            raise FileExistsError(f"path {path!r} already exists; use write().overwrite().save(path)")
+        parent = os.path.dirname(os.path.abspath(local))
+        os.makedirs(parent, exist_ok=True)
+        tmp = os.path.join(parent, f".{os.path.basename(local)}.tmp-{uuid.uuid4().hex}")
+        try:
+            self.saveImpl(tmp)
+            old = None
+            if os.path.exists(local):
+                old = os.path.join(parent, f".{os.path.basename(local)}.old-{uuid.uuid4().hex}")
+                os.rename(local, old)
+            os.rename(tmp, local)
+            if old:
+                shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def saveImpl(self, path: str) -> None:
+        m = self.instance
+        history = m._training[0] if m._training else []
+        iters = m._training[1] if m._training else 0
+        DefaultParamsWriter.saveMetadata(m, path, self.sc, extraMetadata={
+            "sparkgdFormatVersion": FORMAT_VERSION, "numFeatures": m.numFeatures, "totalIterations": iters})
+        spark = self.sparkSession
+        row = (m.intercept, m.coefficients, [float(v) for v in history])
+        spark.createDataFrame([row], _DATA_SCHEMA).coalesce(1).write.parquet(os.path.join(path, "data"))
+
+
+def _local(path: str) -> str | None:
+    if path.startswith("file://"):
+        return path[len("file://"):]
+    if path.startswith("file:"):
+        return path[len("file:"):]
+    return None if "://" in path else path
+
+
+class _SGDModelReader(MLReader):
+    def __init__(self, cls: type) -> None:
+        super().__init__()
+        self.cls = cls
+
+    def load(self, path: str) -> Any:
+        from sparkgd.persistence import ModelFormatError
+
+        try:
+            meta = DefaultParamsReader.loadMetadata(path, self.sc)
+        except Exception as e:  # py4j / Hadoop errors for a missing or unreadable path
+            raise ModelFormatError(f"{path!r} is not a readable sparkgd model: {str(e).splitlines()[0]}") from None
+        expected = f"{self.cls.__module__}.{self.cls.__name__}"
+        if meta.get("class") != expected:
+            raise ModelFormatError(f"{path}: holds a {meta.get('class')!r}, expected {expected}")
+        if meta.get("sparkgdFormatVersion") != FORMAT_VERSION:
+            raise ModelFormatError(f"{path}: format version {meta.get('sparkgdFormatVersion')!r} is not supported")
+        rows = self.sparkSession.read.schema(_DATA_SCHEMA).parquet(os.path.join(path, "data")).collect()
+        if len(rows) != 1 or rows[0]["coefficients"] is None:
+            raise ModelFormatError(f"{path}/data: expected one row of model data, found {len(rows)}")
+        coef = rows[0]["coefficients"]
+        if coef.size != meta.get("numFeatures") or not np.isfinite(coef.toArray()).all():
+            raise ModelFormatError(f"{path}/data: {coef.size} coefficients, metadata says {meta.get('numFeatures')}")
+        model = self.cls(coefficients=DenseVector(coef.toArray()), intercept=rows[0]["intercept"])
+        DefaultParamsReader.getAndSetParams(model, meta)
+        model._resetUid(meta["uid"])
+        model._training = (list(rows[0]["objectiveHistory"]), int(meta.get("totalIterations", 0)), None)
+        return model

@@ -1,0 +1,113 @@
+"""``SGDLinearRegression``: least squares by mini-batch SGD as a ``pyspark.ml`` Predictor."""
+
+from __future__ import annotations
+
+from pyspark import keyword_only
+from pyspark.ml.base import PredictionModel, Predictor
+from pyspark.ml.linalg import Vector
+from pyspark.sql import DataFrame
+
+from sparkgd.gradients import LeastSquaresGradient
+from sparkgd.ml.base import _SGDEstimator, _SGDModel
+from sparkgd.ml.params import _SGDParams
+from sparkgd.ml.summary import SGDRegressionSummary, SGDRegressionTrainingSummary
+
+
+class SGDLinearRegression(_SGDEstimator, Predictor, _SGDParams):
+    r"""Linear regression trained by distributed mini-batch SGD.
+
+    Minimizes, over coefficients :math:`w` and intercept :math:`b`,
+
+    .. math:: \frac{1}{\sum_i v_i} \sum_i v_i \tfrac12 (w \cdot x_i + b - y_i)^2
+              + \lambda \left(\alpha \|w\|_1 + \tfrac{1-\alpha}{2}\|w\|_2^2\right)
+
+    (row weights :math:`v_i` from ``weightCol``, :math:`\lambda` = ``regParam``,
+    :math:`\alpha` = ``elasticNetParam``; the intercept is not penalized). Each iteration samples
+    ``miniBatchFraction`` of every partition and steps ``stepSize / sqrt(t)``.
+
+    Examples
+    --------
+    >>> from pyspark.ml.linalg import Vectors
+    >>> df = spark.createDataFrame([(3.0 + 2.0 * x, Vectors.dense([x])) for x in range(-5, 6)],
+    ...                            ["label", "features"])
+    >>> model = SGDLinearRegression(maxIter=100, stepSize=1.0, tol=1e-9).fit(df)
+    >>> round(model.coefficients[0], 3), round(model.intercept, 3)
+    (2.0, 3.0)
+    >>> round(model.transform(df).select("prediction").first().prediction, 3)
+    -7.0
+    """
+
+    _gradient = LeastSquaresGradient()
+
+    @keyword_only
+    def __init__(self, *, featuresCol: str = "features", labelCol: str = "label",
+                 predictionCol: str = "prediction", maxIter: int = 100, stepSize: float = 1.0,
+                 miniBatchFraction: float = 1.0, regParam: float = 0.0, elasticNetParam: float = 0.0,
+                 tol: float = 0.001, fitIntercept: bool = True, standardization: bool = True, seed: int = 42,
+                 aggregationDepth: int = 2, weightCol: str | None = None) -> None:
+        super().__init__()
+        self.setParams(**self._input_kwargs)
+
+    @keyword_only
+    def setParams(self, *, featuresCol: str = "features", labelCol: str = "label",
+                  predictionCol: str = "prediction", maxIter: int = 100, stepSize: float = 1.0,
+                  miniBatchFraction: float = 1.0, regParam: float = 0.0, elasticNetParam: float = 0.0,
+                  tol: float = 0.001, fitIntercept: bool = True, standardization: bool = True, seed: int = 42,
+                  aggregationDepth: int = 2, weightCol: str | None = None) -> SGDLinearRegression:
+        return self._set(**self._input_kwargs)
+
+    def setMaxIter(self, value: int) -> SGDLinearRegression:
+        return self._set(maxIter=value)
+
+    def setStepSize(self, value: float) -> SGDLinearRegression:
+        return self._set(stepSize=value)
+
+    def setMiniBatchFraction(self, value: float) -> SGDLinearRegression:
+        return self._set(miniBatchFraction=value)
+
+    def setRegParam(self, value: float) -> SGDLinearRegression:
+        return self._set(regParam=value)
+
+    def setElasticNetParam(self, value: float) -> SGDLinearRegression:
+        return self._set(elasticNetParam=value)
+
+    def setTol(self, value: float) -> SGDLinearRegression:
+        return self._set(tol=value)
+
+    def setFitIntercept(self, value: bool) -> SGDLinearRegression:
+        return self._set(fitIntercept=value)
+
+    def setStandardization(self, value: bool) -> SGDLinearRegression:
+        return self._set(standardization=value)
+
+    def setSeed(self, value: int) -> SGDLinearRegression:
+        return self._set(seed=value)
+
+    def setAggregationDepth(self, value: int) -> SGDLinearRegression:
+        return self._set(aggregationDepth=value)
+
+    def setWeightCol(self, value: str) -> SGDLinearRegression:
+        return self._set(weightCol=value)
+
+    @property
+    def _model_class(self) -> type:
+        return SGDLinearRegressionModel
+
+
+class SGDLinearRegressionModel(_SGDModel, PredictionModel, _SGDParams):
+    """A fitted :class:`SGDLinearRegression`: ``prediction = coefficients . features + intercept``."""
+
+    _summary_class = SGDRegressionSummary
+    _training_summary_class = SGDRegressionTrainingSummary
+
+    def __init__(self, coefficients: Vector | None = None, intercept: float = 0.0) -> None:
+        super().__init__()
+        self._init_model(coefficients, intercept)
+
+    def predict(self, value: Vector) -> float:
+        return self._margin(value)
+
+    def _transform(self, dataset: DataFrame) -> DataFrame:
+        col = self.getPredictionCol()
+        return dataset.withColumn(col, self._margin_column(dataset)) if col else dataset
+

@@ -30,8 +30,8 @@ class SGDLinearRegression(_SGDEstimator, Predictor, _SGDParams):
     >>> from pyspark.ml.linalg import Vectors
     >>> df = spark.createDataFrame([(3.0 + 2.0 * x, Vectors.dense([x])) for x in range(-5, 6)],
     ...                            ["label", "features"])
-    >>> model = SGDLinearRegression(maxIter=100, stepSize=1.0, tol=1e-9).fit(df)
-    >>> round(model.coefficients[0], 3), round(model.intercept, 3)
+    >>> model = SGDLinearRegression(maxIter=50, stepSize=1.5, tol=1e-9).fit(df)
+    >>> float(round(model.coefficients[0], 3)), round(model.intercept, 3)
     (2.0, 3.0)
     >>> round(model.transform(df).select("prediction").first().prediction, 3)
     -7.0

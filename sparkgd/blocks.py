@@ -218,10 +218,14 @@ class BlockedData:
 
     def __init__(self, data: RDD, storage_level: StorageLevel = StorageLevel.MEMORY_AND_DISK,
                  columns: tuple[str, str, str] = _ROLES) -> None:
+        from sparkgd import store
+
         self.source = data
         self.columns = columns
-        self.rdd: RDD = data.mapPartitionsWithIndex(functools.partial(_blocks_of, columns=columns)).persist(
-            storage_level)
+        self.store_id = store.new_store_id()
+        self.rdd: RDD = data.mapPartitionsWithIndex(
+            functools.partial(_blocks_of, columns=columns, store_id=self.store_id)).persist(storage_level)
+        self.num_partitions = self.rdd.getNumPartitions()
         self.summaries: list[BlockSummary] = sorted(self.rdd.map(summarize).collect(), key=lambda s: s.partition)
 
     @property
@@ -266,11 +270,20 @@ class BlockedData:
             raise ValueError(f"{_named(self.columns[2])} has {count} negative weights; weights must be >= 0")
 
     def unpersist(self) -> None:
+        from sparkgd import store
+
         self.rdd.unpersist()
+        store.drop(self.store_id)
 
 
-def _blocks_of(partition: int, rows: Iterator[Any], columns: tuple[str, str, str] = _ROLES) -> Iterator[Block]:
-    yield build_block(partition, rows, columns)
+def _blocks_of(partition: int, rows: Iterator[Any], columns: tuple[str, str, str] = _ROLES,
+               store_id: str | None = None) -> Iterator[Block]:
+    block = build_block(partition, rows, columns)
+    if store_id is not None:
+        from sparkgd import store
+
+        store.put(store_id, block)
+    yield block
 
 
 def feature_std(blocks: BlockedData) -> np.ndarray:

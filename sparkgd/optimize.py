@@ -93,12 +93,46 @@ def _seq_op(acc, block, *, bc, **kw):
     return _comb_op(acc, block_sums(block, bc.value, **kw))
 
 
+def _stored_seq_op(acc, partition, *, bc, store_id, **kw):
+    """Like ``_seq_op`` on the block stored on this host; a missing block is reported."""
+    from sparkgd import store
+
+    block = store.get(store_id, partition)
+    if block is None:
+        return _comb_op(acc, (None, 0.0, 0, 0.0, (partition,)))
+    return _comb_op(acc, block_sums(block, bc.value, **kw))
+
+
 def _comb_op(a, b):
     if a is None:
         return b
     if b is None:
         return a
-    return a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3]
+    missed = a[4] + b[4] if len(a) > 4 and len(b) > 4 else (a[4] if len(a) > 4 else b[4] if len(b) > 4 else None)
+    if a[0] is None:
+        g = b[0]
+    elif b[0] is None:
+        g = a[0]
+    else:
+        g = a[0] + b[0]
+    out = (g, a[1] + b[1], a[2] + b[2], a[3] + b[3])
+    return out if missed is None else out + (missed,)
+
+
+def _aggregate(blocks: BlockedData, index: RDD, bc, seed: int, depth: int, kw: dict):
+    """One iteration's ``(gradient sum, loss sum, rows, weight sum)``, or ``None`` if nothing sampled."""
+    seq = functools.partial(_stored_seq_op, bc=bc, store_id=blocks.store_id, seed=seed, **kw)
+    sums = index.treeAggregate(None, seq, _comb_op, depth)
+    missed = sums[4] if sums is not None and len(sums) > 4 else ()
+    if missed:
+        # blocks not stored on the executing host: compute them from the cached block RDD
+        fallback = functools.partial(_seq_op, bc=bc, seed=seed, **kw)
+        parts = blocks.rdd.context.runJob(
+            blocks.rdd, lambda it: [functools.reduce(fallback, it, None)], partitions=sorted(set(missed)))
+        sums = functools.reduce(_comb_op, parts, sums[:4])
+    if sums is None or sums[0] is None:
+        return None
+    return sums[:4]
 
 
 def _check_params(num_iterations: int, step_size: Any, reg_param: float, mini_batch_fraction: float,
@@ -150,6 +184,7 @@ def descend(blocks: BlockedData, gradient: Gradient, updater: Updater, initial_w
     if state is None:
         state = SGDState(0, w0, updater.regularization(w0, reg_param, penalized))
     sc = blocks.rdd.context
+    index = sc.parallelize(range(blocks.num_partitions), blocks.num_partitions).cache()
     kw = dict(gradient=gradient, fraction=float(mini_batch_fraction), fit_intercept=fit_intercept, scale=scale)
     w = state.weights
     last_finite = state.loss_history[-1] if state.loss_history else None
@@ -157,8 +192,7 @@ def descend(blocks: BlockedData, gradient: Gradient, updater: Updater, initial_w
         t = state.iteration + 1
         bc = sc.broadcast(w)
         try:
-            seq = functools.partial(_seq_op, bc=bc, seed=seed + t, **kw)
-            sums = blocks.rdd.treeAggregate(None, seq, _comb_op, aggregation_depth)
+            sums = _aggregate(blocks, index, bc, seed + t, aggregation_depth, kw)
         finally:
             bc.destroy()
         state.iteration = t
@@ -185,6 +219,7 @@ def descend(blocks: BlockedData, gradient: Gradient, updater: Updater, initial_w
             state.rows_sampled = rows
         if callback is not None:
             callback(state)
+    index.unpersist()
     return SGDResult(w, list(state.loss_history), state.iteration)
 
 

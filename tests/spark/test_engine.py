@@ -120,3 +120,20 @@ def test_empty_rdd_returns_initial_weights_with_a_warning(sc):
         res = run_minibatch_sgd(sc.parallelize([], 2), LeastSquaresGradient(), SimpleUpdater(),
                                 initial_weights=[1.0, 2.0])
     assert res.weights.tolist() == [1.0, 2.0] and res.loss_history == [] and res.num_iterations == 0
+
+
+def test_blocks_missing_from_the_store_fall_back_to_the_cached_rdd(regression):
+    from sparkgd.blocks import BlockedData
+    from sparkgd.optimize import descend
+
+    _, _, rdd = regression
+    blocks = BlockedData(rdd)
+    try:
+        kw = dict(num_iterations=5, mini_batch_fraction=0.5, convergence_tol=0.0, step_size=0.5)
+        stored = descend(blocks, LeastSquaresGradient(), SimpleUpdater(), np.zeros(5), **kw)
+        blocks.store_id = "sparkgd-store-that-no-host-has"  # every task misses: the driver falls back
+        fallback = descend(blocks, LeastSquaresGradient(), SimpleUpdater(), np.zeros(5), **kw)
+    finally:
+        blocks.unpersist()
+    np.testing.assert_allclose(fallback.weights, stored.weights, rtol=1e-14)
+    assert fallback.loss_history == pytest.approx(stored.loss_history, rel=1e-14)

@@ -13,45 +13,12 @@ from pyspark.sql import functions as F
 
 from sparkgd.gradients import HingeGradient, LogisticGradient
 from sparkgd.ml.base import _SGDEstimator, _SGDModel
-from sparkgd.ml.params import _SGDParams
+from sparkgd.ml.params import _SGDParams, _SGDSetters
 from sparkgd.ml.summary import SGDClassificationSummary, SGDClassificationTrainingSummary
 
 
-class _SGDClassifierMixin:
+class _SGDClassifierMixin(_SGDSetters):
     """Setters shared by both classifiers."""
-
-    def setMaxIter(self, value: int):
-        return self._set(maxIter=value)
-
-    def setStepSize(self, value: float):
-        return self._set(stepSize=value)
-
-    def setMiniBatchFraction(self, value: float):
-        return self._set(miniBatchFraction=value)
-
-    def setRegParam(self, value: float):
-        return self._set(regParam=value)
-
-    def setElasticNetParam(self, value: float):
-        return self._set(elasticNetParam=value)
-
-    def setTol(self, value: float):
-        return self._set(tol=value)
-
-    def setFitIntercept(self, value: bool):
-        return self._set(fitIntercept=value)
-
-    def setStandardization(self, value: bool):
-        return self._set(standardization=value)
-
-    def setSeed(self, value: int):
-        return self._set(seed=value)
-
-    def setAggregationDepth(self, value: int):
-        return self._set(aggregationDepth=value)
-
-    def setWeightCol(self, value: str):
-        return self._set(weightCol=value)
 
     def setThreshold(self, value: float):
         return self._set(threshold=value)

@@ -61,3 +61,40 @@ class _SGDParams(HasMaxIter, HasStepSize, HasRegParam, HasElasticNetParam, HasTo
 
     def _threshold_range(self) -> str:
         return "a number"
+
+
+class _SGDSetters:
+    """One-line setters for the params of :class:`_SGDParams`, shared by the estimators."""
+
+    def setMaxIter(self, value: int):
+        return self._set(maxIter=value)
+
+    def setStepSize(self, value: float):
+        return self._set(stepSize=value)
+
+    def setMiniBatchFraction(self, value: float):
+        return self._set(miniBatchFraction=value)
+
+    def setRegParam(self, value: float):
+        return self._set(regParam=value)
+
+    def setElasticNetParam(self, value: float):
+        return self._set(elasticNetParam=value)
+
+    def setTol(self, value: float):
+        return self._set(tol=value)
+
+    def setFitIntercept(self, value: bool):
+        return self._set(fitIntercept=value)
+
+    def setStandardization(self, value: bool):
+        return self._set(standardization=value)
+
+    def setSeed(self, value: int):
+        return self._set(seed=value)
+
+    def setAggregationDepth(self, value: int):
+        return self._set(aggregationDepth=value)
+
+    def setWeightCol(self, value: str):
+        return self._set(weightCol=value)

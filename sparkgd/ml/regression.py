@@ -9,11 +9,11 @@ from pyspark.sql import DataFrame
 
 from sparkgd.gradients import LeastSquaresGradient
 from sparkgd.ml.base import _SGDEstimator, _SGDModel
-from sparkgd.ml.params import _SGDParams
+from sparkgd.ml.params import _SGDParams, _SGDSetters
 from sparkgd.ml.summary import SGDRegressionSummary, SGDRegressionTrainingSummary
 
 
-class SGDLinearRegression(_SGDEstimator, Predictor, _SGDParams):
+class SGDLinearRegression(_SGDEstimator, _SGDSetters, Predictor, _SGDParams):
     r"""Linear regression trained by distributed mini-batch SGD.
 
     Minimizes, over coefficients :math:`w` and intercept :math:`b`,
@@ -55,39 +55,6 @@ class SGDLinearRegression(_SGDEstimator, Predictor, _SGDParams):
                   tol: float = 0.001, fitIntercept: bool = True, standardization: bool = True, seed: int = 42,
                   aggregationDepth: int = 2, weightCol: str | None = None) -> SGDLinearRegression:
         return self._set(**self._input_kwargs)
-
-    def setMaxIter(self, value: int) -> SGDLinearRegression:
-        return self._set(maxIter=value)
-
-    def setStepSize(self, value: float) -> SGDLinearRegression:
-        return self._set(stepSize=value)
-
-    def setMiniBatchFraction(self, value: float) -> SGDLinearRegression:
-        return self._set(miniBatchFraction=value)
-
-    def setRegParam(self, value: float) -> SGDLinearRegression:
-        return self._set(regParam=value)
-
-    def setElasticNetParam(self, value: float) -> SGDLinearRegression:
-        return self._set(elasticNetParam=value)
-
-    def setTol(self, value: float) -> SGDLinearRegression:
-        return self._set(tol=value)
-
-    def setFitIntercept(self, value: bool) -> SGDLinearRegression:
-        return self._set(fitIntercept=value)
-
-    def setStandardization(self, value: bool) -> SGDLinearRegression:
-        return self._set(standardization=value)
-
-    def setSeed(self, value: int) -> SGDLinearRegression:
-        return self._set(seed=value)
-
-    def setAggregationDepth(self, value: int) -> SGDLinearRegression:
-        return self._set(aggregationDepth=value)
-
-    def setWeightCol(self, value: str) -> SGDLinearRegression:
-        return self._set(weightCol=value)
 
     @property
     def _model_class(self) -> type:

@@ -1,71 +1,107 @@
-"""Train a linear model with sparkgd: ``spark-submit jobs/train_linear.py [options]``.
+"""Train a linear model with distributed mini-batch SGD: ``spark-submit jobs/train_linear.py [options]``.
 
-With no input this trains ``LinearRegressionWithSGD`` on built-in synthetic data with
-known true weights and reports how close the model came.
+With no --input it trains on built-in synthetic data with known true weights. Options can also
+come from a TOML file (--config, see conf/train_linear.toml); the command line overrides it.
+Exit codes: 0 success, 2 bad options or configuration, 3 bad input data or a diverging run.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import logging
 import sys
-import time
 
-import numpy as np
-from pyspark.sql import SparkSession
-
-from sparkgd import __version__
-from sparkgd.datasets import synthetic
-from sparkgd.rdd import LinearRegressionWithSGD
+from sparkgd import config
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="train_linear.py", description=__doc__.splitlines()[0])
-    p.add_argument("--rows", type=int, default=100_000, help="synthetic rows (default 100000)")
-    p.add_argument("--features", type=int, default=10, help="synthetic features (default 10)")
-    p.add_argument("--partitions", type=int, default=2, help="partitions (default 2)")
-    p.add_argument("--iterations", type=int, default=100, help="maximum iterations (default 100)")
-    p.add_argument("--step-size", type=float, default=0.5, help="initial step, decays as 1/sqrt(t) (default 0.5)")
-    p.add_argument("--mini-batch-fraction", type=float, default=0.1, help="fraction sampled per iteration")
-    p.add_argument("--convergence-tol", type=float, default=1e-4, help="relative early-stopping tolerance")
-    p.add_argument("--seed", type=int, default=42, help="seed of the synthetic data")
-    p.add_argument("--output", help="write the model and metrics.json here")
-    return p.parse_args(argv)
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit code 2
+        print(f"train_linear.py: error: {message}", file=sys.stderr)
+        sys.exit(2)
 
 
-def main(argv: list[str]) -> int:
-    args = parse_args(argv)
-    spark = SparkSession.builder.appName("sparkgd-train-linear").getOrCreate()
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="train_linear.py", description=__doc__.split("\n\n")[0],
+                epilog="Every option's default is in conf/train_linear.toml.")
+    data = p.add_argument_group("data")
+    data.add_argument("--input", help="file, directory or glob; omitted: built-in synthetic data")
+    data.add_argument("--format", choices=config.CHOICES["format"], help="input format (default libsvm)")
+    data.add_argument("--label-col", help="label column of csv/parquet input (default label)")
+    data.add_argument("--feature-cols", help="comma-separated feature columns (default: all other numeric)")
+    data.add_argument("--rows", type=int, help="synthetic rows (default 100000)")
+    data.add_argument("--features", type=int, help="synthetic features (default 10)")
+    data.add_argument("--partitions", type=int, help="partitions of the training data")
+    data.add_argument("--on-bad-rows", choices=config.CHOICES["on_bad_rows"],
+                      help="fail on the first malformed row (default) or skip them and report")
+    model = p.add_argument_group("model")
+    model.add_argument("--loss", choices=config.CHOICES["loss"], help="squared, logistic or hinge (default squared)")
+    model.add_argument("--reg-type", choices=config.CHOICES["reg_type"], help="none, l1 or l2 (default none)")
+    model.add_argument("--reg-param", type=float, help="regularization strength (default 0.0)")
+    model.add_argument("--iterations", type=int, help="maximum iterations (default 100)")
+    model.add_argument("--step-size", type=float, help="initial step, decaying as 1/sqrt(t) (default 0.5)")
+    model.add_argument("--mini-batch-fraction", type=float, help="fraction sampled per iteration (default 0.1)")
+    model.add_argument("--intercept", action=argparse.BooleanOptionalAction, default=None,
+                       help="fit an intercept (default on)")
+    model.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
+                       help="train on standardized features (needs --api dataframe)")
+    model.add_argument("--convergence-tol", type=float, help="relative early-stopping tolerance (default 1e-4)")
+    model.add_argument("--seed", type=int, help="seed of sampling, splitting and synthetic data (default 42)")
+    model.add_argument("--aggregation-depth", type=int, help="treeAggregate depth (default 2)")
+    model.add_argument("--api", choices=config.CHOICES["api"], help="rdd (MLlib semantics) or dataframe")
+    out = p.add_argument_group("evaluation and output")
+    out.add_argument("--test-fraction", type=float, help="fraction of rows held out for testing (default 0.2)")
+    out.add_argument("--output", help="directory for model/, metrics.json and loss.png")
+    out.add_argument("--log-every", type=int, help="log progress every N iterations (default 10)")
+    out.add_argument("--config", help="TOML file with any of these options")
+    out.add_argument("--verbose", action="store_true", default=None, help="more logging, Spark's included")
+    return p
+
+
+def main(argv: list[str], spark=None) -> int:
+    args = parser().parse_args(argv)
+    cli = {k: v for k, v in vars(args).items() if k != "config"}
     try:
-        sc = spark.sparkContext
-        data, w_true, b_true = synthetic(sc, rows=args.rows, num_features=args.features,
-                                         partitions=args.partitions, seed=args.seed)
-        data = data.cache()
-        start = time.perf_counter()
-        model = LinearRegressionWithSGD.train(
-            data, iterations=args.iterations, step=args.step_size, miniBatchFraction=args.mini_batch_fraction,
-            intercept=True, convergenceTol=args.convergence_tol)
-        seconds = time.perf_counter() - start
-        w = model.weights.toArray()
-        metrics = {
-            "iterations": model.numIterations,
-            "seconds": round(seconds, 3),
-            "final_loss": model.lossHistory[-1] if model.lossHistory else None,
-            "weight_error_max": float(np.max(np.abs(w - w_true))),
-            "intercept_error": abs(model.intercept - b_true),
-            "sparkgd_version": __version__,
-            "spark_version": spark.version,
-        }
-        print(f"trained in {seconds:.1f} s, {model.numIterations} iterations, final loss {metrics['final_loss']:.5f}")
-        print(f"max |w - w_true| = {metrics['weight_error_max']:.4f}, |b - b_true| = {metrics['intercept_error']:.4f}")
-        if args.output:
-            model.save(sc, f"{args.output}/model", overwrite=True)
-            with open(f"{args.output}/metrics.json", "w") as f:
-                json.dump(metrics, f, indent=2)
-            print(f"wrote {args.output}/model and {args.output}/metrics.json")
+        file_values = config.load_toml(args.config) if args.config else {}
+        cfg = config.resolve(file_values, cli, args.config or "")
+    except config.ConfigError as e:
+        print(f"train_linear.py: error: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("sparkgd").setLevel(logging.DEBUG if cfg.verbose else logging.INFO)
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+
+    from pyspark.sql import SparkSession
+
+    from sparkgd import SGDDivergenceError, io, job
+
+    own = spark is None
+    if own:
+        spark = SparkSession.builder.appName("sparkgd-train-linear").getOrCreate()
+        spark.sparkContext.setLogLevel("INFO" if cfg.verbose else "WARN")
+    try:
+        result = job.run(spark, cfg)
+        m = result.metrics
+        main_metric = "rmse" if cfg.loss == "squared" else "accuracy"
+        test = f", test {main_metric} {m['test'][main_metric]:.5g}" if m["test"] else ""
+        print(f"trained {m['iterations']} iterations in {m['seconds']:.1f} s; "
+              f"train {main_metric} {m['train'][main_metric]:.5g}{test}")
+        if "weight_error_max" in m:
+            print(f"max |w - w_true| = {m['weight_error_max']:.4g}")
+        if cfg.output:
+            job.save(result, cfg.output, spark.sparkContext)
+            print(f"wrote {cfg.output}/model, {cfg.output}/metrics.json and {cfg.output}/loss.png")
         return 0
+    except (io.DataError, SGDDivergenceError) as e:
+        print(f"train_linear.py: error: {e}", file=sys.stderr)
+        return 3
+    except ValueError as e:
+        if "bad input data" in str(e) or "labels must be 0 or 1" in str(e):
+            print(f"train_linear.py: error: {e}", file=sys.stderr)
+            return 3
+        raise
     finally:
-        spark.stop()
+        if own:
+            spark.stop()
 
 
 if __name__ == "__main__":

@@ -212,8 +212,9 @@ def descend(blocks: BlockedData, gradient: Gradient, updater: Updater, initial_w
             if not np.isfinite(new_w).all():
                 raise SGDDivergenceError(t, last_finite, "weight vector")
             if state.previous_weights is not None:
-                diff = np.linalg.norm(new_w - w)
-                state.converged = bool(diff < convergence_tol * max(np.linalg.norm(new_w), 1.0))
+                with np.errstate(over="ignore"):
+                    diff = np.linalg.norm(new_w - w)
+                    state.converged = bool(diff < convergence_tol * max(np.linalg.norm(new_w), 1.0))
             state.previous_weights = w
             w = state.weights = new_w
             state.rows_sampled = rows

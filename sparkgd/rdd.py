@@ -198,7 +198,8 @@ class SVMModel(LinearClassificationModel):
 
 def _train(model_class: type[LinearModel], data: RDD, gradient: Gradient, updater_reg_type: Any, *,
            iterations: int, step: float, miniBatchFraction: float, initialWeights: Any, regParam: float,
-           intercept: bool, validateData: bool, convergenceTol: float, binary: bool) -> LinearModel:
+           intercept: bool, validateData: bool, convergenceTol: float, binary: bool,
+           callback: Any = None) -> LinearModel:
     _check_params(iterations, step, regParam, miniBatchFraction, convergenceTol, 2, _NAMES)
     updater = updater_reg_type if not isinstance(updater_reg_type, (str, type(None))) else get_updater(updater_reg_type)
     if not isinstance(data, RDD):
@@ -216,7 +217,7 @@ def _train(model_class: type[LinearModel], data: RDD, gradient: Gradient, update
             w0 = np.append(w0, 1.0)
         result = descend(blocks, gradient, updater, w0, step_size=float(step), num_iterations=int(iterations),
                          reg_param=float(regParam), mini_batch_fraction=float(miniBatchFraction),
-                         convergence_tol=float(convergenceTol), fit_intercept=bool(intercept))
+                         convergence_tol=float(convergenceTol), fit_intercept=bool(intercept), callback=callback)
     finally:
         blocks.unpersist()
     w = result.weights

@@ -92,7 +92,7 @@ class _SGDEstimator:
                 step_size=self.getStepSize(), num_iterations=self.getMaxIter(), reg_param=self.getRegParam(),
                 mini_batch_fraction=self.getMiniBatchFraction(), convergence_tol=self.getTol(),
                 seed=self.getSeed(), aggregation_depth=self.getAggregationDepth(), fit_intercept=fit_intercept,
-                scale=scale, penalized=penalized)
+                scale=scale, penalized=penalized, callback=getattr(self, "_callback", None))
         finally:
             blocks.unpersist()
         w = result.weights

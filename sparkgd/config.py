@@ -1,0 +1,148 @@
+"""The batch job's configuration: defaults, a TOML file, then command-line overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class ConfigError(ValueError):
+    """A bad option or configuration value; the message names the option (and file)."""
+
+
+@dataclass
+class JobConfig:
+    """Every option of ``jobs/train_linear.py``; names are the options' without dashes."""
+
+    input: str | None = None
+    format: str = "libsvm"
+    label_col: str = "label"
+    feature_cols: list[str] | None = None
+    rows: int = 100_000
+    features: int = 10
+    loss: str = "squared"
+    reg_type: str = "none"
+    reg_param: float = 0.0
+    iterations: int = 100
+    step_size: float = 0.5
+    mini_batch_fraction: float = 0.1
+    intercept: bool = True
+    standardize: bool = False
+    convergence_tol: float = 1e-4
+    seed: int = 42
+    aggregation_depth: int = 2
+    partitions: int | None = None
+    api: str = "rdd"
+    test_fraction: float = 0.2
+    output: str | None = None
+    log_every: int = 10
+    verbose: bool = False
+    on_bad_rows: str = "fail"
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("extra")
+        return d
+
+
+CHOICES = {
+    "format": ("libsvm", "csv", "parquet"),
+    "loss": ("squared", "logistic", "hinge"),
+    "reg_type": ("none", "l1", "l2"),
+    "api": ("rdd", "dataframe"),
+    "on_bad_rows": ("fail", "skip"),
+}
+
+
+def option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def load_toml(path: str) -> dict[str, Any]:
+    """The ``[train]`` table (or the top level) of a TOML file, keys with ``-`` or ``_``."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"--config: file {path!r} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"--config: {path}: {e}") from None
+    table = data.get("train", data)
+    fields = {f.name for f in dataclasses.fields(JobConfig)} - {"extra"}
+    out = {}
+    for key, value in table.items():
+        name = key.replace("-", "_")
+        if name not in fields:
+            raise ConfigError(f"{path}: unknown option {key!r}")
+        out[name] = value
+    return out
+
+
+def resolve(file_values: dict[str, Any], cli_values: dict[str, Any], source: str = "") -> JobConfig:
+    """Defaults, then the file's values, then the command line's; then check every value."""
+    cfg = JobConfig()
+    for values, where in ((file_values, source), (cli_values, "")):
+        for name, value in values.items():
+            if value is None:
+                continue
+            setattr(cfg, name, _coerce(name, value, where))
+    validate(cfg)
+    return cfg
+
+
+def _coerce(name: str, value: Any, where: str) -> Any:
+    default = getattr(JobConfig(), name)
+    prefix = f"{where}: " if where else ""
+    kind = {f.name: f.type for f in dataclasses.fields(JobConfig)}[name]
+    try:
+        if isinstance(default, bool) or kind == "bool":
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
+        if "int" in str(kind) and "float" not in str(kind):
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise TypeError
+            return int(value)
+        if "float" in str(kind):
+            if isinstance(value, bool):
+                raise TypeError
+            return float(value)
+        if name == "feature_cols":
+            return [c.strip() for c in value.split(",")] if isinstance(value, str) else list(value)
+        return value if value is None else str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{prefix}{option(name)}: {value!r} is not a valid {kind}") from None
+
+
+def validate(cfg: JobConfig) -> None:
+    """Raise :class:`ConfigError` naming the first option out of range."""
+    for name, allowed in CHOICES.items():
+        if getattr(cfg, name) not in allowed:
+            raise ConfigError(f"{option(name)} must be one of {', '.join(allowed)}, got {getattr(cfg, name)!r}")
+    checks = [
+        ("iterations", cfg.iterations >= 0, ">= 0"),
+        ("step_size", 0 < cfg.step_size < math.inf, "> 0"),
+        ("mini_batch_fraction", 0 < cfg.mini_batch_fraction <= 1, "in (0, 1]"),
+        ("reg_param", 0 <= cfg.reg_param < math.inf, ">= 0"),
+        ("convergence_tol", 0 <= cfg.convergence_tol <= 1, "in [0, 1]"),
+        ("aggregation_depth", cfg.aggregation_depth >= 1, ">= 1"),
+        ("partitions", cfg.partitions is None or cfg.partitions >= 1, ">= 1"),
+        ("test_fraction", 0 <= cfg.test_fraction < 1, "in [0, 1)"),
+        ("rows", cfg.rows >= 1, ">= 1"),
+        ("features", cfg.features >= 1, ">= 1"),
+        ("log_every", cfg.log_every >= 1, ">= 1"),
+    ]
+    for name, ok, what in checks:
+        if not ok:
+            raise ConfigError(f"{option(name)} must be {what}, got {getattr(cfg, name)!r}")
+    if cfg.standardize and cfg.api == "rdd":
+        raise ConfigError("--standardize needs --api dataframe (the RDD API keeps MLlib's unscaled features)")

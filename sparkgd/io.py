@@ -1,0 +1,235 @@
+"""Reading training data: LIBSVM, CSV (with a header) and Parquet, with errors that name the
+file and line (or the column and row) of the first bad record.
+
+Each reader returns an RDD of ``(label, features)`` rows (features a numpy array, or a
+``pyspark.mllib`` ``SparseVector`` for LIBSVM) and the feature names.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from pyspark import RDD, SparkContext
+from pyspark.mllib.linalg import SparseVector
+from pyspark.sql import SparkSession
+
+
+class DataError(ValueError):
+    """The input data is malformed; the message names the file and line, or the column."""
+
+
+def list_files(sc: SparkContext, path: str) -> list[str]:
+    """The data files under ``path`` (a file, a directory or a glob), through Hadoop's FileSystem."""
+    jvm = sc._jvm
+    hpath = jvm.org.apache.hadoop.fs.Path(path)
+    fs = hpath.getFileSystem(sc._jsc.hadoopConfiguration())
+    statuses = fs.globStatus(hpath)
+    if statuses is None or len(statuses) == 0:
+        raise DataError(f"input {path!r} does not exist")
+    files: list[str] = []
+    for st in statuses:
+        if st.isDirectory():
+            for child in fs.listStatus(st.getPath()):
+                name = child.getPath().getName()
+                if child.isFile() and not name.startswith(("_", ".")):
+                    files.append(child.getPath().toString())
+        else:
+            files.append(st.getPath().toString())
+    if not files:
+        raise DataError(f"input {path!r} holds no data files")
+    return sorted(files)
+
+
+def _lines(sc: SparkContext, files: list[str], min_partitions: int | None) -> RDD:
+    """``(file, line number from 1, text)`` for every line of every file, in order."""
+    rdds = []
+    for f in files:
+        rdds.append(sc.textFile(f, min_partitions).zipWithIndex().map(lambda t, f=f: (f, t[1] + 1, t[0])))
+    return rdds[0] if len(rdds) == 1 else sc.union(rdds)
+
+
+def _first_error(parsed: RDD) -> str | None:
+    bad = parsed.filter(lambda r: isinstance(r, str)).take(1)
+    return bad[0] if bad else None
+
+
+def _check(parsed: RDD, on_bad_rows: str, what: str) -> tuple[RDD, dict[str, Any]]:
+    """Fail on the first bad record, or (``skip``) drop them and report how many and which."""
+    if on_bad_rows == "fail":
+        err = _first_error(parsed)
+        if err is not None:
+            raise DataError(err)
+        return parsed, {"skipped": 0, "examples": []}
+    bad = parsed.filter(lambda r: isinstance(r, str))
+    count = bad.count()
+    return parsed.filter(lambda r: not isinstance(r, str)), {"skipped": count, "examples": bad.take(5)}
+
+
+def _parse_libsvm(rec: tuple[str, int, str], num_features: int) -> Any:
+    f, n, text = rec
+    body = text.split("#", 1)[0].strip()
+    if not body:
+        return None
+    parts = body.split()
+    where = f"{f}:{n}"
+    try:
+        label = float(parts[0])
+    except ValueError:
+        return f"{where}: label {parts[0]!r} is not a number"
+    if not math.isfinite(label):
+        return f"{where}: label is {parts[0]}"
+    idx, val = [], []
+    for tok in parts[1:]:
+        i, sep, v = tok.partition(":")
+        if not sep:
+            return f"{where}: {tok!r} is not index:value"
+        try:
+            k = int(i)
+        except ValueError:
+            return f"{where}: index {i!r} is not an integer"
+        try:
+            x = float(v)
+        except ValueError:
+            return f"{where}: value {v!r} of index {k} is not a number"
+        if k < 1:
+            return f"{where}: index {k} is below 1 (LIBSVM indices start at 1)"
+        if idx and k <= idx[-1]:
+            return f"{where}: index {k} is {'repeated' if k == idx[-1] else 'out of order'} (indices must increase)"
+        if not math.isfinite(x):
+            return f"{where}: value of index {k} is {v}"
+        if num_features and k > num_features:
+            return f"{where}: index {k} exceeds the {num_features} features"
+        idx.append(k)
+        val.append(x)
+    return label, idx, val
+
+
+def read_libsvm(sc: SparkContext, path: str, num_features: int | None = None, partitions: int | None = None,
+                on_bad_rows: str = "fail") -> tuple[RDD, list[str], dict[str, Any]]:
+    """LIBSVM text (``label index:value ...``, 1-based increasing indices, ``#`` comments)."""
+    parsed = _lines(sc, list_files(sc, path), partitions).map(lambda r: _parse_libsvm(r, num_features or 0))
+    parsed = parsed.filter(lambda r: r is not None)
+    parsed, report = _check(parsed, on_bad_rows, "line")
+    if num_features is None:
+        num_features = parsed.map(lambda r: r[1][-1] if r[1] else 0).fold(0, max)
+    if num_features == 0 and parsed.isEmpty():
+        raise DataError(f"input {path!r} holds no rows")
+    d = int(num_features)
+    rows = parsed.map(lambda r: (r[0], SparseVector(d, [k - 1 for k in r[1]], r[2])))
+    return rows, [f"f{j + 1}" for j in range(d)], report
+
+
+def _parse_csv(rec: tuple[str, int, str], header: list[str], label_idx: int, feat_idx: list[int]) -> Any:
+    f, n, text = rec
+    if n == 1 or not text.strip():
+        return None
+    cells = text.split(",")
+    where = f"{f}:{n}"
+    if len(cells) != len(header):
+        return f"{where}: {len(cells)} fields, the header has {len(header)}"
+    out = []
+    for j in [label_idx] + feat_idx:
+        cell = cells[j].strip()
+        if cell == "":
+            return f"{where}: column {header[j]!r} is empty"
+        try:
+            x = float(cell)
+        except ValueError:
+            return f"{where}: column {header[j]!r} value {cell!r} is not a number"
+        if not math.isfinite(x):
+            return f"{where}: column {header[j]!r} is {cell}"
+        out.append(x)
+    return out[0], np.asarray(out[1:])
+
+
+def read_csv(sc: SparkContext, path: str, label_col: str, feature_cols: list[str] | None = None,
+             partitions: int | None = None, on_bad_rows: str = "fail") -> tuple[RDD, list[str], dict[str, Any]]:
+    """CSV with a header line in every file; features are ``feature_cols`` or all other columns."""
+    files = list_files(sc, path)
+    first = sc.textFile(files[0]).take(2)
+    if not first:
+        raise DataError(f"{files[0]}: the file is empty")
+    header = [h.strip() for h in first[0].split(",")]
+    if label_col not in header:
+        raise DataError(f"{files[0]}:1: label column {label_col!r} is not in the header {header}")
+    names = feature_cols or [h for h in header if h != label_col]
+    missing = [c for c in names if c not in header]
+    if missing:
+        raise DataError(f"{files[0]}:1: feature columns {missing} are not in the header {header}")
+    if not names:
+        raise DataError(f"{files[0]}:1: no feature columns besides the label {label_col!r}")
+    label_idx, feat_idx = header.index(label_col), [header.index(c) for c in names]
+
+    def parse(rec):
+        if rec[1] == 1 and [h.strip() for h in rec[2].split(",")] != header:
+            return f"{rec[0]}:1: header differs from {files[0]}'s"
+        return _parse_csv(rec, header, label_idx, feat_idx)
+
+    parsed = _lines(sc, files, partitions).map(parse).filter(lambda r: r is not None)
+    parsed, report = _check(parsed, on_bad_rows, "line")
+    if parsed.isEmpty():
+        raise DataError(f"input {path!r} holds no data rows")
+    return parsed, names, report
+
+
+def read_parquet(spark: SparkSession, path: str, label_col: str, feature_cols: list[str] | None = None,
+                 partitions: int | None = None, on_bad_rows: str = "fail") -> tuple[RDD, list[str], dict[str, Any]]:
+    """Parquet with a numeric label column and numeric feature columns (or one vector column)."""
+    from pyspark.ml.linalg import VectorUDT
+    from pyspark.sql.types import NumericType
+
+    try:
+        df = spark.read.parquet(path)
+    except Exception as e:  # AnalysisException: path missing or not Parquet
+        raise DataError(f"cannot read Parquet input {path!r}: {str(e).splitlines()[0]}") from None
+    types = {f.name: f.dataType for f in df.schema.fields}
+    if label_col not in types:
+        raise DataError(f"{path}: label column {label_col!r} is not in the data (columns {sorted(types)})")
+    names = feature_cols or [c for c, t in types.items()
+                             if c != label_col and isinstance(t, (NumericType, VectorUDT))]
+    for c in [label_col] + names:
+        if c not in types:
+            raise DataError(f"{path}: column {c!r} is not in the data (columns {sorted(types)})")
+        if not isinstance(types[c], (NumericType, VectorUDT)) or (c == label_col and isinstance(types[c], VectorUDT)):
+            raise DataError(f"{path}: column {c!r} has type {types[c].simpleString()}, expected numeric")
+    if partitions:
+        df = df.repartition(partitions)
+    cols = [label_col] + names
+
+    def parse(pair: tuple[Any, int]) -> Any:
+        row, i = pair
+        vals = []
+        for c in cols:
+            v = row[c]
+            if v is None:
+                return f"{path}: row {i + 1}: column {c!r} is null"
+            arr = v.toArray() if hasattr(v, "toArray") else [v]
+            if not np.isfinite(np.asarray(arr, dtype=float)).all():
+                return f"{path}: row {i + 1}: column {c!r} is NaN or infinite"
+            vals.extend(arr)
+        return float(vals[0]), np.asarray(vals[1:], dtype=np.float64)
+
+    parsed = df.select(*cols).rdd.zipWithIndex().map(parse)
+    parsed, report = _check(parsed, on_bad_rows, "row")
+    if parsed.isEmpty():
+        raise DataError(f"input {path!r} holds no rows")
+    return parsed, names, report
+
+
+def read(spark: SparkSession, fmt: str, path: str, *, label_col: str = "label",
+         feature_cols: list[str] | None = None, partitions: int | None = None,
+         on_bad_rows: str = "fail") -> tuple[RDD, list[str], dict[str, Any]]:
+    """Dispatch on ``fmt`` (``libsvm``, ``csv``, ``parquet``)."""
+    if fmt == "libsvm":
+        out = read_libsvm(spark.sparkContext, path, None, partitions, on_bad_rows)
+    elif fmt == "csv":
+        out = read_csv(spark.sparkContext, path, label_col, feature_cols, partitions, on_bad_rows)
+    elif fmt == "parquet":
+        out = read_parquet(spark, path, label_col, feature_cols, partitions, on_bad_rows)
+    else:
+        raise ValueError(f"format must be libsvm, csv or parquet, got {fmt!r}")
+    return out
+
+

@@ -1,0 +1,250 @@
+"""What ``jobs/train_linear.py`` runs: load, split, train with progress, evaluate, save.
+
+Kept in the library so the job itself only parses options and writes files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pyspark import RDD
+from pyspark.sql import SparkSession
+
+from sparkgd import __version__, io
+from sparkgd.config import JobConfig
+from sparkgd.datasets import synthetic
+from sparkgd.optimize import SGDState
+
+log = logging.getLogger("sparkgd.job")
+
+@dataclass
+class JobResult:
+    model: Any
+    metrics: dict[str, Any]
+    loss_history: list[float] = field(default_factory=list)
+
+
+def load(spark: SparkSession, cfg: JobConfig) -> tuple[RDD, list[str], dict[str, Any], dict[str, Any] | None]:
+    """Rows ``(label, features)``, feature names, the bad-row report, and the true model if synthetic."""
+    if cfg.input is None:
+        rows, w, b = synthetic(spark.sparkContext, rows=cfg.rows, num_features=cfg.features,
+                               partitions=cfg.partitions or 2, seed=cfg.seed, loss=cfg.loss)
+        return rows, [f"x{j}" for j in range(cfg.features)], {"skipped": 0, "examples": []}, \
+            {"weights": w.tolist(), "intercept": b}
+    rows, names, report = io.read(spark, cfg.format, cfg.input, label_col=cfg.label_col,
+                                  feature_cols=cfg.feature_cols, partitions=cfg.partitions,
+                                  on_bad_rows=cfg.on_bad_rows)
+    if cfg.partitions and rows.getNumPartitions() != cfg.partitions:
+        rows = repartition_in_order(rows, cfg.partitions)
+    return rows, names, report, None
+
+
+def repartition_in_order(rows: RDD, n: int) -> RDD:
+    """Contiguous ranges of rows in ``n`` partitions, each in its original order.
+
+    A plain ``repartition`` shuffles, and the order of rows inside a partition would then depend
+    on the order shuffle blocks arrive, which would change the rows each mini-batch samples.
+    """
+    total = rows.count()
+    indexed = rows.zipWithIndex().map(lambda t: (t[1], t[0]))
+    parts = indexed.partitionBy(n, lambda i: min(n - 1, i * n // max(total, 1)))
+    return parts.mapPartitions(lambda it: (r for _, r in sorted(it, key=lambda t: t[0])), True)
+
+
+def split(rows: RDD, test_fraction: float, seed: int) -> tuple[RDD, RDD | None]:
+    if test_fraction <= 0:
+        return rows, None
+    train, test = rows.randomSplit([1.0 - test_fraction, test_fraction], seed=seed)
+    return train, test
+
+
+class Progress:
+    """Logs iteration, loss, step, rows sampled, elapsed time and ETA every ``every`` iterations."""
+
+    def __init__(self, total: int, step_size: float, every: int, start: float | None = None) -> None:
+        self.total, self.step_size, self.every = total, step_size, every
+        self.start = time.perf_counter() if start is None else start
+        self.times: list[float] = []
+
+    def __call__(self, state: SGDState) -> None:
+        now = time.perf_counter()
+        self.times.append(now)
+        t = state.iteration
+        if t % self.every and t != self.total and not state.converged:
+            return
+        elapsed = now - self.start
+        eta = elapsed / t * (self.total - t) if t else math.nan
+        loss = state.loss_history[-1] if state.loss_history else math.nan
+        log.info("iteration %d/%d  loss %.6g  step %.4g  rows sampled %d  elapsed %.1fs  ETA %.1fs",
+                 t, self.total, loss, self.step_size / math.sqrt(t), state.rows_sampled, elapsed, eta)
+
+    def seconds_per_iteration(self) -> float | None:
+        if len(self.times) < 2:
+            return None
+        return float(np.median(np.diff(self.times)))
+
+
+def train(data: RDD, cfg: JobConfig, progress: Progress) -> Any:
+    """A model from the RDD API or the DataFrame API, per ``cfg.api``."""
+    if cfg.api == "rdd":
+        from sparkgd import rdd as api
+
+        model_class = {"squared": api.LinearRegressionModel, "logistic": api.LogisticRegressionModel,
+                       "hinge": api.SVMModel}[cfg.loss]
+        return api._train(model_class, data, trainer_gradient(cfg.loss), None if cfg.reg_type == "none"
+                          else cfg.reg_type, iterations=cfg.iterations, step=cfg.step_size,
+                          miniBatchFraction=cfg.mini_batch_fraction, initialWeights=None, regParam=cfg.reg_param,
+                          intercept=cfg.intercept, validateData=True, convergenceTol=cfg.convergence_tol,
+                          binary=cfg.loss != "squared", callback=progress)
+    from pyspark.ml.linalg import Vectors
+
+    from sparkgd import ml
+
+    est_class = {"squared": ml.SGDLinearRegression, "logistic": ml.SGDLogisticRegression,
+                 "hinge": ml.SGDLinearSVC}[cfg.loss]
+    est = est_class(maxIter=cfg.iterations, stepSize=cfg.step_size, miniBatchFraction=cfg.mini_batch_fraction,
+                    regParam=cfg.reg_param, elasticNetParam=1.0 if cfg.reg_type == "l1" else 0.0,
+                    tol=cfg.convergence_tol, fitIntercept=cfg.intercept, standardization=cfg.standardize,
+                    seed=cfg.seed, aggregationDepth=cfg.aggregation_depth)
+    if cfg.reg_type == "none":
+        est.setRegParam(0.0)
+    est._callback = progress
+    spark = SparkSession.builder.getOrCreate()
+    df = spark.createDataFrame(data.map(lambda r: (float(_label(r)), _ml_vector(r, Vectors))),
+                               ["label", "features"])
+    return est.fit(df)
+
+
+def trainer_gradient(loss: str):
+    from sparkgd.gradients import get_gradient
+
+    return get_gradient(loss)
+
+
+def _label(r: Any) -> float:
+    return r.label if hasattr(r, "label") else r[0]
+
+
+def _ml_vector(r: Any, vectors: Any) -> Any:
+    f = r.features if hasattr(r, "features") else r[1]
+    if hasattr(f, "asML"):
+        return f.asML()
+    return vectors.dense(np.asarray(f, dtype=np.float64))
+
+
+def _dense(r: Any) -> np.ndarray:
+    f = r.features if hasattr(r, "features") else r[1]
+    return f.toArray() if hasattr(f, "toArray") else np.asarray(f, dtype=np.float64)
+
+
+def weights_of(model: Any) -> tuple[np.ndarray, float]:
+    if hasattr(model, "coefficients"):
+        return model.coefficients.toArray(), float(model.intercept)
+    return model.weights.toArray(), float(model.intercept)
+
+
+def evaluate(rows: RDD, weights: np.ndarray, intercept: float, loss: str) -> dict[str, float]:
+    """RMSE, MAE and r2 for regression; accuracy, areaUnderROC and (logistic) log loss otherwise."""
+    w, b = weights, intercept
+
+    def margin(r: Any) -> tuple[float, float]:
+        f = r.features if hasattr(r, "features") else r[1]
+        if hasattr(f, "indices"):
+            m = float(np.dot(np.asarray(f.values), w[np.asarray(f.indices, dtype=np.int64)])) + b
+        else:
+            m = float(np.dot(_dense(r), w)) + b
+        return float(_label(r)), m
+
+    pairs = rows.map(margin).cache()
+    try:
+        if loss == "squared":
+            n, se, ae, sy, syy = pairs.map(lambda p: (1, (p[0] - p[1]) ** 2, abs(p[0] - p[1]), p[0], p[0] ** 2)) \
+                .fold((0, 0.0, 0.0, 0.0, 0.0), lambda a, c: tuple(x + y for x, y in zip(a, c)))
+            ss_tot = syy - sy * sy / n if n else 0.0
+            return {"rows": n, "rmse": math.sqrt(se / n) if n else math.nan, "mae": ae / n if n else math.nan,
+                    "r2": 1.0 - se / ss_tot if ss_tot > 0 else math.nan}
+        from pyspark.mllib.evaluation import BinaryClassificationMetrics
+
+        def point(p: tuple[float, float]) -> tuple[int, int, float]:
+            y, m = p
+            ll = (max(m, 0.0) + math.log1p(math.exp(-abs(m)))) - y * m
+            return 1, int((m > 0) == (y > 0.5)), ll
+
+        n, ok, ll = pairs.map(point).fold((0, 0, 0.0), lambda a, c: tuple(x + y for x, y in zip(a, c)))
+        auc = BinaryClassificationMetrics(pairs.map(lambda p: (p[1], p[0]))).areaUnderROC if n else math.nan
+        out = {"rows": n, "accuracy": ok / n if n else math.nan, "areaUnderROC": auc}
+        out["log_loss"] = ll / n if n and loss == "logistic" else None
+        return out
+    finally:
+        pairs.unpersist()
+
+
+def run(spark: SparkSession, cfg: JobConfig) -> JobResult:
+    """Load, split, train and evaluate; the metrics hold the resolved configuration too."""
+    rows, names, report, truth = load(spark, cfg)
+    rows = rows.cache()
+    train_rows, test_rows = split(rows, cfg.test_fraction, cfg.seed)
+    train_rows = train_rows.cache()
+    progress = Progress(cfg.iterations, cfg.step_size, cfg.log_every)
+    start = time.perf_counter()
+    model = train(train_rows, cfg, progress)
+    seconds = time.perf_counter() - start
+    history = list(model.lossHistory if hasattr(model, "lossHistory") else model.summary.objectiveHistory)
+    iterations = model.numIterations if hasattr(model, "numIterations") else model.summary.totalIterations
+    w, b = weights_of(model)
+    metrics: dict[str, Any] = {
+        "train": evaluate(train_rows, w, b, cfg.loss),
+        "test": evaluate(test_rows, w, b, cfg.loss) if test_rows is not None else None,
+        "iterations": iterations,
+        "seconds": seconds,
+        "seconds_per_iteration": progress.seconds_per_iteration(),
+        "loss_history": history,
+        "config": cfg.as_dict(),
+        "features": names,
+        "weights": w.tolist(),
+        "intercept": b,
+        "bad_rows": report,
+        "versions": {"sparkgd": __version__, "spark": spark.version},
+    }
+    if truth is not None:
+        metrics["true_model"] = truth
+        metrics["weight_error_max"] = float(np.max(np.abs(w - np.asarray(truth["weights"]))))
+    rows.unpersist()
+    train_rows.unpersist()
+    return JobResult(model, metrics, history)
+
+
+def save(result: JobResult, output: str, sc: Any) -> None:
+    """``model/`` (loadable by the library), ``metrics.json`` and ``loss.png`` under ``output``."""
+    import os
+
+    from sparkgd.plots import plot_loss
+
+    os.makedirs(output, exist_ok=True)
+    model_dir = os.path.join(output, "model")
+    if hasattr(result.model, "write"):
+        result.model.write().overwrite().save(model_dir)
+    else:
+        result.model.save(sc, model_dir, overwrite=True)
+    with open(os.path.join(output, "metrics.json"), "w") as f:
+        json.dump(result.metrics, f, indent=2, default=_jsonable)
+    cfg = result.metrics["config"]
+    ylabel = {"squared": "loss: mean of (prediction - label)^2 / 2", "logistic": "loss: mean log loss (nats)",
+              "hinge": "loss: mean hinge loss"}[cfg["loss"]]
+    plot_loss(result.loss_history, os.path.join(output, "loss.png"), ylabel=ylabel,
+              title=f"sparkgd training loss ({cfg['loss']}, {cfg['api']} API, "
+                    f"mini-batch fraction {cfg['mini_batch_fraction']})")
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return str(v)

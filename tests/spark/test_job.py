@@ -1,0 +1,178 @@
+"""jobs/train_linear.py and jobs/compare_gd.py, run in-process on the test session."""
+
+import importlib.util
+import json
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+from sparkgd.ml import SGDLogisticRegressionModel
+from sparkgd.rdd import LinearRegressionModel, SVMModel
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def load_job(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "jobs" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def train_linear():
+    return load_job("train_linear")
+
+
+def run(job, spark, *argv):
+    return job.main([str(a) for a in argv], spark=spark)
+
+
+def metrics_of(out):
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_synthetic_run_writes_a_model_that_predicts_what_the_metrics_say(spark, train_linear, tmp_path):
+    out = tmp_path / "out"
+    assert run(train_linear, spark, "--rows", 3000, "--iterations", 15, "--output", out, "--seed", 3) == 0
+    m = metrics_of(out)
+    assert (out / "loss.png").stat().st_size > 10_000 and len(m["loss_history"]) == m["iterations"] == 15
+    assert m["config"]["seed"] == 3 and m["versions"]["spark"] and m["seconds_per_iteration"] > 0
+    model = LinearRegressionModel.load(spark.sparkContext, str(out / "model"))
+    np.testing.assert_array_equal(model.weights.toArray(), m["weights"])
+    # recompute the held-out RMSE with the loaded model, rows chosen exactly as the job chose them
+    from sparkgd import config, job
+    cfg = config.resolve({}, {"rows": 3000, "seed": 3})
+    rows, _, _, _ = job.load(spark, cfg)
+    _, test = job.split(rows, cfg.test_fraction, cfg.seed)
+    pts = test.collect()
+    pred = np.array([model.predict(p.features) for p in pts])
+    rmse = float(np.sqrt(np.mean((pred - np.array([p.label for p in pts])) ** 2)))
+    assert rmse == pytest.approx(m["test"]["rmse"], rel=1e-9) and m["test"]["rows"] == len(pts)
+    assert m["weight_error_max"] < 0.1
+
+
+def test_libsvm_logistic_dataframe_api(spark, train_linear, tmp_path):
+    rng = np.random.default_rng(0)
+    lines = []
+    for _ in range(400):
+        x = rng.normal(size=3)
+        y = int(x[0] - x[2] > 0)
+        lines.append(f"{y} 1:{x[0]:.4f} 2:{x[1]:.4f} 3:{x[2]:.4f}")
+    data = tmp_path / "train.libsvm"
+    data.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    rc = run(train_linear, spark, "--input", data, "--format", "libsvm", "--loss", "logistic", "--api", "dataframe",
+             "--standardize", "--iterations", 20, "--mini-batch-fraction", 1.0, "--step-size", 2.0, "--output", out)
+    assert rc == 0
+    m = metrics_of(out)
+    assert m["train"]["accuracy"] > 0.9 and 0.9 < m["test"]["areaUnderROC"] <= 1 and m["test"]["log_loss"] > 0
+    model = SGDLogisticRegressionModel.load(str(out / "model"))
+    np.testing.assert_allclose(model.coefficients.toArray(), m["weights"], rtol=1e-15)
+
+
+def test_csv_and_parquet_inputs_with_feature_columns(spark, train_linear, tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 3))
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(int)
+    csv = tmp_path / "d.csv"
+    csv.write_text("a,b,noise,target\n" + "\n".join(f"{p:.5f},{q:.5f},{r:.5f},{t}" for (p, q, r), t in zip(x, y)))
+    out = tmp_path / "csv"
+    assert run(train_linear, spark, "--input", csv, "--format", "csv", "--label-col", "target", "--feature-cols",
+               "a,b", "--loss", "hinge", "--iterations", 10, "--output", out) == 0
+    m = metrics_of(out)
+    assert m["features"] == ["a", "b"] and m["train"]["accuracy"] > 0.85 and m["test"]["log_loss"] is None
+    assert len(SVMModel.load(spark.sparkContext, str(out / "model")).weights) == 2
+    pq = str(tmp_path / "d.parquet")
+    spark.createDataFrame([(float(p), float(q), float(r), int(t)) for (p, q, r), t in zip(x, y)],
+                          ["a", "b", "noise", "target"]).write.parquet(pq)
+    out2 = tmp_path / "pq"
+    assert run(train_linear, spark, "--input", pq, "--format", "parquet", "--label-col", "target", "--loss", "logistic",
+               "--partitions", 3, "--iterations", 10, "--output", out2) == 0
+    assert metrics_of(out2)["features"] == ["a", "b", "noise"]
+
+
+def test_config_file_with_command_line_overrides(spark, train_linear, tmp_path):
+    cfg = tmp_path / "job.toml"
+    cfg.write_text('[train]\nloss = "logistic"\niterations = 7\nrows = 1500\nreg-type = "l2"\nreg-param = 0.01\n')
+    out = tmp_path / "out"
+    assert run(train_linear, spark, "--config", cfg, "--iterations", 4, "--output", out) == 0
+    m = metrics_of(out)
+    assert m["config"]["loss"] == "logistic" and m["config"]["iterations"] == 4 == m["iterations"]
+    assert m["config"]["reg_type"] == "l2" and m["config"]["rows"] == 1500
+    assert (ROOT / "conf" / "train_linear.toml").is_file()
+    from sparkgd.config import load_toml
+    assert load_toml(str(ROOT / "conf" / "train_linear.toml"))["loss"] == "squared"
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--mini-batch-fraction", "2"], "--mini-batch-fraction must be in (0, 1]"),
+    (["--iterations", "-1"], "--iterations must be >= 0"),
+    (["--loss", "huber"], "argument --loss: invalid choice"),
+    (["--standardize"], "--standardize needs --api dataframe"),
+    (["--config", "/nonexistent.toml"], "--config: file '/nonexistent.toml' does not exist"),
+])
+def test_bad_options_exit_2_with_one_line(spark, train_linear, capsys, argv, message):
+    with pytest.raises(SystemExit) if "invalid choice" in message else _no_raise() as exc:
+        rc = train_linear.main(argv, spark=spark)
+    rc = exc.value.code if exc else rc
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+class _no_raise:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *a):
+        return False
+
+
+def test_unknown_key_in_config_file(spark, train_linear, tmp_path, capsys):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[train]\nstepsize = 1.0\n")
+    assert train_linear.main(["--config", str(cfg)], spark=spark) == 2
+    assert "unknown option 'stepsize'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fmt,content,message", [
+    ("libsvm", "1 1:0.5 2:1.0\n0 2:1.0 1:0.5\n", "d.libsvm:2: index 1 is out of order"),
+    ("libsvm", "1 1:0.5\n0 0:1.0\n", "d.libsvm:2: index 0 is below 1"),
+    ("libsvm", "1 1:0.5\n1 1:abc\n", "d.libsvm:2: value 'abc' of index 1 is not a number"),
+    ("libsvm", "1 1:0.5 1:2\n", "d.libsvm:1: index 1 is repeated"),
+    ("csv", "a,label\n1.0,1\nx,0\n", "d.csv:3: column 'a' value 'x' is not a number"),
+    ("csv", "a,label\n1.0,1\n,0\n", "d.csv:3: column 'a' is empty"),
+    ("csv", "a,label\n1.0,1\nnan,0\n", "d.csv:3: column 'a' is nan"),
+    ("csv", "", "the file is empty"),
+])
+def test_bad_input_exits_3_naming_file_and_line(spark, train_linear, tmp_path, capsys, fmt, content, message):
+    f = tmp_path / f"d.{fmt}"
+    f.write_text(content)
+    assert train_linear.main(["--input", str(f), "--format", fmt, "--iterations", "2"], spark=spark) == 3
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_skip_bad_rows_reports_them(spark, train_linear, tmp_path):
+    f = tmp_path / "d.libsvm"
+    f.write_text("1 1:0.5\n0 1:-0.5\nbad line\n1 1:0.7\n0 1:-0.2\n")
+    out = tmp_path / "out"
+    assert train_linear.main(["--input", str(f), "--on-bad-rows", "skip", "--test-fraction", "0", "--iterations", "3",
+                              "--output", str(out)], spark=spark) == 0
+    report = metrics_of(out)["bad_rows"]
+    assert report["skipped"] == 1 and "d.libsvm:3" in report["examples"][0]
+
+
+def test_divergence_exits_3(spark, train_linear, capsys):
+    assert train_linear.main(["--rows", "500", "--step-size", "1e9", "--iterations", "20"], spark=spark) == 3
+    assert "diverged" in capsys.readouterr().err
+
+
+def test_compare_gd_writes_plot_and_csv(spark, tmp_path):
+    compare = load_job("compare_gd")
+    assert compare.main(["--rows", "2000", "--iterations", "8", "--output", str(tmp_path)], spark=spark) == 0
+    lines = (tmp_path / "compare_gd.csv").read_text().splitlines()
+    assert lines[0] == "variant,iteration,rows_processed,loss" and len(lines) == 1 + 3 * 8
+    assert os.path.getsize(tmp_path / "compare_gd.png") > 20_000

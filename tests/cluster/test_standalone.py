@@ -1,0 +1,52 @@
+"""spark-submit of jobs/train_linear.py to a real standalone cluster gives the local[2] model."""
+
+import importlib.util
+import json
+import pathlib
+import zipfile
+
+import numpy as np
+import pytest
+
+from tests.cluster.standalone import StandaloneCluster
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+ARGS = ["--rows", "4000", "--features", "6", "--partitions", "2", "--iterations", "12", "--mini-batch-fraction",
+        "0.3", "--loss", "logistic", "--seed", "11", "--log-every", "4"]
+
+
+def package_zip(path: pathlib.Path) -> pathlib.Path:
+    with zipfile.ZipFile(path, "w") as z:
+        for f in (ROOT / "sparkgd").rglob("*.py"):
+            z.write(f, f.relative_to(ROOT))
+    return path
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = StandaloneCluster(tmp_path / "cluster")
+    try:
+        yield c.start()
+    finally:
+        c.stop()
+    assert all(p.poll() is not None for p in c.procs), "every process the test started is stopped"
+
+
+def test_cluster_model_equals_local_model(spark, cluster, tmp_path):
+    out = tmp_path / "cluster-out"
+    done = cluster.submit(["--py-files", str(package_zip(tmp_path / "sparkgd.zip")),
+                           str(ROOT / "jobs" / "train_linear.py"), *ARGS, "--output", str(out)])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "iteration 12/12" in done.stderr + done.stdout
+    assert "spark.authenticate.secret" not in (cluster.root / "master.log").read_text()
+    remote = json.loads((out / "metrics.json").read_text())
+
+    spec = importlib.util.spec_from_file_location("train_linear", ROOT / "jobs" / "train_linear.py")
+    job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(job)
+    local_out = tmp_path / "local-out"
+    assert job.main([*ARGS, "--output", str(local_out)], spark=spark) == 0
+    local = json.loads((local_out / "metrics.json").read_text())
+    np.testing.assert_allclose(remote["weights"], local["weights"], rtol=1e-12, atol=1e-15)
+    assert remote["intercept"] == pytest.approx(local["intercept"], rel=1e-12)
+    assert remote["iterations"] == local["iterations"] == 12

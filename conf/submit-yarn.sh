@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Submit the training job to YARN (template). HADOOP_CONF_DIR must point at the cluster's config.
+# Cluster mode runs the driver in the cluster; inputs and --output must then be HDFS/S3 paths
+# readable from there (model files are written with the local filesystem API: use client mode,
+# or an output directory on a filesystem the driver mounts).
+set -euo pipefail
+: "${HADOOP_CONF_DIR:?set HADOOP_CONF_DIR to the cluster's Hadoop configuration}"
+make dist
+spark-submit \
+  --master yarn \
+  --deploy-mode client \
+  --py-files dist/sparkgd.zip \
+  --conf spark.yarn.appMasterEnv.PYSPARK_PYTHON=python3 \
+  --conf spark.executorEnv.PYSPARK_PYTHON=python3 \
+  --num-executors 4 --executor-cores 2 --executor-memory 4g \
+  jobs/train_linear.py --config conf/train_linear.toml "$@"
+# Executors need numpy and scipy: install them on the nodes, or ship a packed environment with
+#   --archives venv.tar.gz#venv  and  --conf spark.executorEnv.PYSPARK_PYTHON=./venv/bin/python

@@ -52,6 +52,10 @@ def parser() -> argparse.ArgumentParser:
     out.add_argument("--test-fraction", type=float, help="fraction of rows held out for testing (default 0.2)")
     out.add_argument("--output", help="directory for model/, metrics.json and loss.png")
     out.add_argument("--log-every", type=int, help="log progress every N iterations (default 10)")
+    out.add_argument("--checkpoint-dir", help="save the training state here every --checkpoint-interval iterations")
+    out.add_argument("--checkpoint-interval", type=int, help="iterations between checkpoints (default 10)")
+    out.add_argument("--resume", action="store_true", default=None,
+                     help="continue from the newest checkpoint in --checkpoint-dir")
     out.add_argument("--config", help="TOML file with any of these options")
     out.add_argument("--verbose", action="store_true", default=None, help="more logging, Spark's included")
     return p

@@ -46,6 +46,9 @@ class JobConfig:
     log_every: int = 10
     verbose: bool = False
     on_bad_rows: str = "fail"
+    checkpoint_dir: str | None = None
+    checkpoint_interval: int = 10
+    resume: bool = False
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
@@ -140,9 +143,12 @@ def validate(cfg: JobConfig) -> None:
         ("rows", cfg.rows >= 1, ">= 1"),
         ("features", cfg.features >= 1, ">= 1"),
         ("log_every", cfg.log_every >= 1, ">= 1"),
+        ("checkpoint_interval", cfg.checkpoint_interval >= 1, ">= 1"),
     ]
     for name, ok, what in checks:
         if not ok:
             raise ConfigError(f"{option(name)} must be {what}, got {getattr(cfg, name)!r}")
+    if cfg.resume and not cfg.checkpoint_dir:
+        raise ConfigError("--resume needs --checkpoint-dir")
     if cfg.standardize and cfg.api == "rdd":
         raise ConfigError("--standardize needs --api dataframe (the RDD API keeps MLlib's unscaled features)")

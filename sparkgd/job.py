@@ -101,7 +101,8 @@ def train(data: RDD, cfg: JobConfig, progress: Progress) -> Any:
                           else cfg.reg_type, iterations=cfg.iterations, step=cfg.step_size,
                           miniBatchFraction=cfg.mini_batch_fraction, initialWeights=None, regParam=cfg.reg_param,
                           intercept=cfg.intercept, validateData=True, convergenceTol=cfg.convergence_tol,
-                          binary=cfg.loss != "squared", callback=progress)
+                          binary=cfg.loss != "squared", callback=progress, checkpointDir=cfg.checkpoint_dir,
+                          checkpointInterval=cfg.checkpoint_interval, resume=cfg.resume)
     from pyspark.ml.linalg import Vectors
 
     from sparkgd import ml
@@ -114,6 +115,8 @@ def train(data: RDD, cfg: JobConfig, progress: Progress) -> Any:
                     seed=cfg.seed, aggregationDepth=cfg.aggregation_depth)
     if cfg.reg_type == "none":
         est.setRegParam(0.0)
+    if cfg.checkpoint_dir:
+        est.setCheckpointDir(cfg.checkpoint_dir).setCheckpointInterval(cfg.checkpoint_interval).setResume(cfg.resume)
     est._callback = progress
     spark = SparkSession.builder.getOrCreate()
     df = spark.createDataFrame(data.map(lambda r: (float(_label(r)), _ml_vector(r, Vectors))),

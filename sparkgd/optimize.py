@@ -166,12 +166,28 @@ def descend(blocks: BlockedData, gradient: Gradient, updater: Updater, initial_w
             mini_batch_fraction: float = 1.0, convergence_tol: float = 0.001, seed: int = 42,
             aggregation_depth: int = 2, fit_intercept: bool = False, scale: np.ndarray | None = None,
             penalized: np.ndarray | None = None, state: SGDState | None = None,
-            callback: Callable[[SGDState], None] | None = None) -> SGDResult:
+            callback: Callable[[SGDState], None] | None = None, checkpoint_dir: str | None = None,
+            checkpoint_interval: int = 10, resume: bool = False) -> SGDResult:
     """The SGD loop over already blocked data; see the module docstring.
 
-    ``state`` resumes from a saved :class:`SGDState`; ``callback`` is called with the state
-    after every iteration (progress, checkpoints).
+    ``state`` resumes from a given :class:`SGDState`; ``callback`` is called with the state
+    after every iteration (progress). With ``checkpoint_dir`` the state is saved every
+    ``checkpoint_interval`` iterations, and ``resume`` continues from the newest checkpoint there.
     """
+    checkpointer = None
+    if checkpoint_dir is not None:
+        from sparkgd import checkpoint
+
+        fp = checkpoint.fingerprint(
+            gradient=type(gradient).__name__, updater=repr(updater), step=repr(as_schedule(step_size)),
+            reg=reg_param, fraction=mini_batch_fraction, tol=convergence_tol, seed=seed,
+            w0=np.asarray(initial_weights, dtype=np.float64).tolist(), intercept=fit_intercept,
+            scale=None if scale is None else np.asarray(scale).tolist(), rows=blocks.count)
+        checkpointer = checkpoint.Checkpointer(checkpoint_dir, checkpoint_interval, fp)
+        if resume and state is None:
+            state = checkpoint.latest(checkpoint_dir, fp)
+            if state is not None:
+                log.info("resuming from the checkpoint of iteration %d", state.iteration)
     schedule = as_schedule(step_size)
     w0 = np.array(initial_weights, dtype=np.float64)
     n = blocks.count
@@ -218,6 +234,8 @@ def descend(blocks: BlockedData, gradient: Gradient, updater: Updater, initial_w
             state.previous_weights = w
             w = state.weights = new_w
             state.rows_sampled = rows
+        if checkpointer is not None:
+            checkpointer(state, final=state.iteration == num_iterations)
         if callback is not None:
             callback(state)
     index.unpersist()

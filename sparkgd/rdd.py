@@ -3,9 +3,15 @@
 Change ``from pyspark.mllib.regression import LinearRegressionWithSGD`` to
 ``from sparkgd.rdd import LinearRegressionWithSGD``: the ``train`` parameters, their names and
 defaults are pyspark 4.3's, and the model is the one MLlib's JVM trainer produces on the same
-RDD (same sampled rows, same arithmetic). MLlib's quirks are kept on purpose: with
-``intercept=True`` the intercept is the weight of a constant 1.0 feature appended to each
-row, starts at 1.0, and is regularized like the other weights.
+RDD (same sampled rows, same arithmetic).
+
+Beyond MLlib, every ``train`` takes keyword-only ``checkpointDir``, ``checkpointInterval`` (10)
+and ``resume``: the loop's state is saved every ``checkpointInterval`` iterations, and
+``resume=True`` continues from the newest checkpoint, giving the model an uninterrupted run gives.
+
+MLlib's quirks are kept on purpose: with ``intercept=True`` the intercept is the weight of a
+constant 1.0 feature appended to each row, starts at 1.0, and is regularized like the other
+weights.
 
 Examples
 --------
@@ -33,6 +39,7 @@ from sparkgd.updaters import L1Updater, SquaredL2Updater, get_updater
 
 _NAMES = {"iterations": "iterations", "step": "step", "regParam": "regParam",
           "miniBatchFraction": "miniBatchFraction", "convergenceTol": "convergenceTol"}
+
 
 
 def _features(x: Any) -> np.ndarray | Any:
@@ -199,7 +206,8 @@ class SVMModel(LinearClassificationModel):
 def _train(model_class: type[LinearModel], data: RDD, gradient: Gradient, updater_reg_type: Any, *,
            iterations: int, step: float, miniBatchFraction: float, initialWeights: Any, regParam: float,
            intercept: bool, validateData: bool, convergenceTol: float, binary: bool,
-           callback: Any = None) -> LinearModel:
+           callback: Any = None, checkpointDir: str | None = None, checkpointInterval: int = 10,
+           resume: bool = False) -> LinearModel:
     _check_params(iterations, step, regParam, miniBatchFraction, convergenceTol, 2, _NAMES)
     updater = updater_reg_type if not isinstance(updater_reg_type, (str, type(None))) else get_updater(updater_reg_type)
     if not isinstance(data, RDD):
@@ -217,7 +225,8 @@ def _train(model_class: type[LinearModel], data: RDD, gradient: Gradient, update
             w0 = np.append(w0, 1.0)
         result = descend(blocks, gradient, updater, w0, step_size=float(step), num_iterations=int(iterations),
                          reg_param=float(regParam), mini_batch_fraction=float(miniBatchFraction),
-                         convergence_tol=float(convergenceTol), fit_intercept=bool(intercept), callback=callback)
+                         convergence_tol=float(convergenceTol), fit_intercept=bool(intercept), callback=callback,
+                         checkpoint_dir=checkpointDir, checkpoint_interval=checkpointInterval, resume=resume)
     finally:
         blocks.unpersist()
     w = result.weights
@@ -232,12 +241,14 @@ class LinearRegressionWithSGD:
     def train(cls, data: RDD, iterations: int = 100, step: float = 1.0, miniBatchFraction: float = 1.0,
               initialWeights: Any = None, regParam: float = 0.0, regType: str | None = None,
               intercept: bool = False, validateData: bool = True,
-              convergenceTol: float = 0.001) -> LinearRegressionModel:
+              convergenceTol: float = 0.001, *, checkpointDir: str | None = None,
+              checkpointInterval: int = 10, resume: bool = False) -> LinearRegressionModel:
         """Train on an RDD of ``LabeledPoint``; ``regType`` is ``None``, ``'l1'`` or ``'l2'``."""
         return _train(LinearRegressionModel, data, LeastSquaresGradient(), regType, iterations=iterations,
                       step=step, miniBatchFraction=miniBatchFraction, initialWeights=initialWeights,
                       regParam=regParam, intercept=intercept, validateData=validateData,
-                      convergenceTol=convergenceTol, binary=False)
+                      convergenceTol=convergenceTol, binary=False,
+                      checkpointDir=checkpointDir, checkpointInterval=checkpointInterval, resume=resume)
 
 
 class LassoWithSGD:
@@ -246,11 +257,12 @@ class LassoWithSGD:
     @classmethod
     def train(cls, data: RDD, iterations: int = 100, step: float = 1.0, regParam: float = 0.01,
               miniBatchFraction: float = 1.0, initialWeights: Any = None, intercept: bool = False,
-              validateData: bool = True, convergenceTol: float = 0.001) -> LassoModel:
+              validateData: bool = True, convergenceTol: float = 0.001, *, checkpointDir: str | None = None,
+              checkpointInterval: int = 10, resume: bool = False) -> LassoModel:
         return _train(LassoModel, data, LeastSquaresGradient(), L1Updater(), iterations=iterations, step=step,
                       miniBatchFraction=miniBatchFraction, initialWeights=initialWeights, regParam=regParam,
                       intercept=intercept, validateData=validateData, convergenceTol=convergenceTol,
-                      binary=False)
+                      binary=False, checkpointDir=checkpointDir, checkpointInterval=checkpointInterval, resume=resume)
 
 
 class RidgeRegressionWithSGD:
@@ -259,11 +271,13 @@ class RidgeRegressionWithSGD:
     @classmethod
     def train(cls, data: RDD, iterations: int = 100, step: float = 1.0, regParam: float = 0.01,
               miniBatchFraction: float = 1.0, initialWeights: Any = None, intercept: bool = False,
-              validateData: bool = True, convergenceTol: float = 0.001) -> RidgeRegressionModel:
+              validateData: bool = True, convergenceTol: float = 0.001, *, checkpointDir: str | None = None,
+              checkpointInterval: int = 10, resume: bool = False) -> RidgeRegressionModel:
         return _train(RidgeRegressionModel, data, LeastSquaresGradient(), SquaredL2Updater(), iterations=iterations,
                       step=step, miniBatchFraction=miniBatchFraction, initialWeights=initialWeights,
                       regParam=regParam, intercept=intercept, validateData=validateData,
-                      convergenceTol=convergenceTol, binary=False)
+                      convergenceTol=convergenceTol, binary=False,
+                      checkpointDir=checkpointDir, checkpointInterval=checkpointInterval, resume=resume)
 
 
 class LogisticRegressionWithSGD:
@@ -273,12 +287,14 @@ class LogisticRegressionWithSGD:
     def train(cls, data: RDD, iterations: int = 100, step: float = 1.0, miniBatchFraction: float = 1.0,
               initialWeights: Any = None, regParam: float = 0.01, regType: str | None = "l2",
               intercept: bool = False, validateData: bool = True,
-              convergenceTol: float = 0.001) -> LogisticRegressionModel:
+              convergenceTol: float = 0.001, *, checkpointDir: str | None = None,
+              checkpointInterval: int = 10, resume: bool = False) -> LogisticRegressionModel:
         """Train on labels in {0, 1}; ``regType`` is ``None``, ``'l1'`` or ``'l2'``."""
         return _train(LogisticRegressionModel, data, LogisticGradient(), regType, iterations=iterations,
                       step=step, miniBatchFraction=miniBatchFraction, initialWeights=initialWeights,
                       regParam=regParam, intercept=intercept, validateData=validateData,
-                      convergenceTol=convergenceTol, binary=True)
+                      convergenceTol=convergenceTol, binary=True,
+                      checkpointDir=checkpointDir, checkpointInterval=checkpointInterval, resume=resume)
 
 
 class SVMWithSGD:
@@ -287,8 +303,10 @@ class SVMWithSGD:
     @classmethod
     def train(cls, data: RDD, iterations: int = 100, step: float = 1.0, regParam: float = 0.01,
               miniBatchFraction: float = 1.0, initialWeights: Any = None, regType: str | None = "l2",
-              intercept: bool = False, validateData: bool = True, convergenceTol: float = 0.001) -> SVMModel:
+              intercept: bool = False, validateData: bool = True, convergenceTol: float = 0.001, *,
+              checkpointDir: str | None = None, checkpointInterval: int = 10, resume: bool = False) -> SVMModel:
         """Train on labels in {0, 1}; ``regType`` is ``None``, ``'l1'`` or ``'l2'``."""
         return _train(SVMModel, data, HingeGradient(), regType, iterations=iterations, step=step,
                       miniBatchFraction=miniBatchFraction, initialWeights=initialWeights, regParam=regParam,
-                      intercept=intercept, validateData=validateData, convergenceTol=convergenceTol, binary=True)
+                      intercept=intercept, validateData=validateData, convergenceTol=convergenceTol, binary=True,
+                      checkpointDir=checkpointDir, checkpointInterval=checkpointInterval, resume=resume)

@@ -92,7 +92,9 @@ class _SGDEstimator:
                 step_size=self.getStepSize(), num_iterations=self.getMaxIter(), reg_param=self.getRegParam(),
                 mini_batch_fraction=self.getMiniBatchFraction(), convergence_tol=self.getTol(),
                 seed=self.getSeed(), aggregation_depth=self.getAggregationDepth(), fit_intercept=fit_intercept,
-                scale=scale, penalized=penalized, callback=getattr(self, "_callback", None))
+                scale=scale, penalized=penalized, callback=getattr(self, "_callback", None),
+                checkpoint_dir=self.getOrDefault(self.checkpointDir) if self.isDefined(self.checkpointDir) else None,
+                checkpoint_interval=self.getCheckpointInterval(), resume=self.getOrDefault(self.resume))
         finally:
             blocks.unpersist()
         w = result.weights

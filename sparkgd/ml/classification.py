@@ -74,7 +74,8 @@ class SGDLogisticRegression(_SGDEstimator, _SGDClassifierMixin, Classifier, _Log
                  probabilityCol: str = "probability", maxIter: int = 100, stepSize: float = 1.0,
                  miniBatchFraction: float = 1.0, regParam: float = 0.0, elasticNetParam: float = 0.0,
                  tol: float = 0.001, fitIntercept: bool = True, standardization: bool = True, seed: int = 42,
-                 aggregationDepth: int = 2, weightCol: str | None = None, threshold: float = 0.5) -> None:
+                 aggregationDepth: int = 2, weightCol: str | None = None, checkpointDir: str | None = None,
+                 checkpointInterval: int = 10, resume: bool = False, threshold: float = 0.5) -> None:
         super().__init__()
         self.setParams(**self._input_kwargs)
 
@@ -84,7 +85,8 @@ class SGDLogisticRegression(_SGDEstimator, _SGDClassifierMixin, Classifier, _Log
                   probabilityCol: str = "probability", maxIter: int = 100, stepSize: float = 1.0,
                   miniBatchFraction: float = 1.0, regParam: float = 0.0, elasticNetParam: float = 0.0,
                   tol: float = 0.001, fitIntercept: bool = True, standardization: bool = True, seed: int = 42,
-                  aggregationDepth: int = 2, weightCol: str | None = None,
+                  aggregationDepth: int = 2, weightCol: str | None = None, checkpointDir: str | None = None,
+                 checkpointInterval: int = 10, resume: bool = False,
                   threshold: float = 0.5) -> SGDLogisticRegression:
         return self._set(**self._input_kwargs)
 
@@ -121,7 +123,8 @@ class SGDLinearSVC(_SGDEstimator, _SGDClassifierMixin, Classifier, _SVCParams):
                  maxIter: int = 100, stepSize: float = 1.0, miniBatchFraction: float = 1.0, regParam: float = 0.0,
                  elasticNetParam: float = 0.0, tol: float = 0.001, fitIntercept: bool = True,
                  standardization: bool = True, seed: int = 42, aggregationDepth: int = 2,
-                 weightCol: str | None = None, threshold: float = 0.0) -> None:
+                 weightCol: str | None = None, checkpointDir: str | None = None,
+                 checkpointInterval: int = 10, resume: bool = False, threshold: float = 0.0) -> None:
         super().__init__()
         self.setParams(**self._input_kwargs)
 
@@ -131,7 +134,8 @@ class SGDLinearSVC(_SGDEstimator, _SGDClassifierMixin, Classifier, _SVCParams):
                   maxIter: int = 100, stepSize: float = 1.0, miniBatchFraction: float = 1.0, regParam: float = 0.0,
                   elasticNetParam: float = 0.0, tol: float = 0.001, fitIntercept: bool = True,
                   standardization: bool = True, seed: int = 42, aggregationDepth: int = 2,
-                  weightCol: str | None = None, threshold: float = 0.0) -> SGDLinearSVC:
+                  weightCol: str | None = None, checkpointDir: str | None = None,
+                 checkpointInterval: int = 10, resume: bool = False, threshold: float = 0.0) -> SGDLinearSVC:
         return self._set(**self._input_kwargs)
 
     @property

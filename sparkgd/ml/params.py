@@ -8,6 +8,7 @@ from typing import Any
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import (
     HasAggregationDepth,
+    HasCheckpointInterval,
     HasElasticNetParam,
     HasFitIntercept,
     HasMaxIter,
@@ -21,7 +22,7 @@ from pyspark.ml.param.shared import (
 
 
 class _SGDParams(HasMaxIter, HasStepSize, HasRegParam, HasElasticNetParam, HasTol, HasFitIntercept,
-                 HasStandardization, HasSeed, HasAggregationDepth, HasWeightCol):
+                 HasStandardization, HasSeed, HasAggregationDepth, HasWeightCol, HasCheckpointInterval):
     """Params of mini-batch SGD; defaults are MLlib's (``maxIter=100``, ``stepSize=1.0``, ...)."""
 
     miniBatchFraction: Param[float] = Param(
@@ -29,8 +30,18 @@ class _SGDParams(HasMaxIter, HasStepSize, HasRegParam, HasElasticNetParam, HasTo
         "fraction of each partition sampled per iteration, in (0, 1]; 1.0 is batch gradient descent",
         typeConverter=TypeConverters.toFloat)
 
+    checkpointDir: Param[str] = Param(
+        Params._dummy(), "checkpointDir",
+        "directory (local) where the training state is saved every checkpointInterval iterations",
+        typeConverter=TypeConverters.toString)
+
+    resume: Param[bool] = Param(
+        Params._dummy(), "resume", "continue from the newest checkpoint in checkpointDir",
+        typeConverter=TypeConverters.toBoolean)
+
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
+        self._setDefault(checkpointInterval=10, resume=False)
         self._setDefault(maxIter=100, stepSize=1.0, miniBatchFraction=1.0, regParam=0.0, elasticNetParam=0.0,
                          tol=0.001, fitIntercept=True, standardization=True, seed=42, aggregationDepth=2)
 
@@ -47,6 +58,7 @@ class _SGDParams(HasMaxIter, HasStepSize, HasRegParam, HasElasticNetParam, HasTo
             ("elasticNetParam", lambda v: 0 <= v <= 1, "in [0, 1]"),
             ("tol", lambda v: 0 <= v <= 1, "in [0, 1]"),
             ("aggregationDepth", lambda v: v >= 1, ">= 1"),
+            ("checkpointInterval", lambda v: v >= 1, ">= 1"),
             ("threshold", lambda v: self._threshold_ok(v), self._threshold_range()),
         ]
         for name, ok, what in checks:
@@ -98,3 +110,12 @@ class _SGDSetters:
 
     def setWeightCol(self, value: str):
         return self._set(weightCol=value)
+
+    def setCheckpointDir(self, value: str):
+        return self._set(checkpointDir=value)
+
+    def setCheckpointInterval(self, value: int):
+        return self._set(checkpointInterval=value)
+
+    def setResume(self, value: bool):
+        return self._set(resume=value)

@@ -44,7 +44,8 @@ class SGDLinearRegression(_SGDEstimator, _SGDSetters, Predictor, _SGDParams):
                  predictionCol: str = "prediction", maxIter: int = 100, stepSize: float = 1.0,
                  miniBatchFraction: float = 1.0, regParam: float = 0.0, elasticNetParam: float = 0.0,
                  tol: float = 0.001, fitIntercept: bool = True, standardization: bool = True, seed: int = 42,
-                 aggregationDepth: int = 2, weightCol: str | None = None) -> None:
+                 aggregationDepth: int = 2, weightCol: str | None = None, checkpointDir: str | None = None,
+                 checkpointInterval: int = 10, resume: bool = False) -> None:
         super().__init__()
         self.setParams(**self._input_kwargs)
 
@@ -53,7 +54,8 @@ class SGDLinearRegression(_SGDEstimator, _SGDSetters, Predictor, _SGDParams):
                   predictionCol: str = "prediction", maxIter: int = 100, stepSize: float = 1.0,
                   miniBatchFraction: float = 1.0, regParam: float = 0.0, elasticNetParam: float = 0.0,
                   tol: float = 0.001, fitIntercept: bool = True, standardization: bool = True, seed: int = 42,
-                  aggregationDepth: int = 2, weightCol: str | None = None) -> SGDLinearRegression:
+                  aggregationDepth: int = 2, weightCol: str | None = None, checkpointDir: str | None = None,
+                 checkpointInterval: int = 10, resume: bool = False) -> SGDLinearRegression:
         return self._set(**self._input_kwargs)
 
     @property

@@ -47,7 +47,7 @@ class StandaloneCluster:
                    SPARK_LOG_DIR=str(self.root / "logs"), SPARK_PID_DIR=str(self.root / "pids"))
         return env
 
-    def start(self) -> "StandaloneCluster":
+    def start(self) -> StandaloneCluster:
         pkg = Path(pyspark.__file__).parent
         self.home.mkdir(parents=True)
         for name in ("bin", "jars", "python", "sbin"):

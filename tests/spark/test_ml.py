@@ -150,7 +150,8 @@ def test_pipeline_in_cross_validator(spark, est):
     grid = (ParamGridBuilder().addGrid(stage.stepSize, [0.5, 1.0]).addGrid(stage.regParam, [0.0, 0.1])
             .addGrid(stage.miniBatchFraction, [0.5, 1.0]).build())
     evaluator = RegressionEvaluator() if est is SGDLinearRegression else BinaryClassificationEvaluator()
-    cv = CrossValidator(estimator=pipe, estimatorParamMaps=grid, evaluator=evaluator, numFolds=2, seed=1)
+    cv = CrossValidator(estimator=pipe, estimatorParamMaps=grid, evaluator=evaluator, numFolds=2, seed=1,
+                        parallelism=2)
     cv_model = cv.fit(df)
     assert len(cv_model.avgMetrics) == 8
     best = cv_model.bestModel.stages[-1]

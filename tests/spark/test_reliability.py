@@ -1,0 +1,110 @@
+"""Task failures, retries, parallelism and interrupted runs do not change the model."""
+
+import importlib.util
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pyspark
+import pytest
+
+import sparkgd.rdd as sgd
+from sparkgd.ml import SGDLogisticRegression
+from tests.spark.data import labeled_points, make_problem, partitioned
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def child_env():
+    env = dict(os.environ, PYTHONPATH=str(ROOT), SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=sys.executable,
+               PYSPARK_DRIVER_PYTHON=sys.executable)
+    env.pop("SPARK_HOME", None)
+    return env
+
+
+def test_retried_tasks_and_parallelism_give_bit_identical_weights(tmp_path):
+    runs = {}
+    procs = {}
+    for name, master, flaky in [("serial", "local[1]", False), ("flaky", "local[2,4]", True)]:
+        out = tmp_path / f"{name}.npy"
+        procs[name] = (subprocess.Popen([sys.executable, str(ROOT / "tests" / "spark" / "retry_run.py"), master,
+                                         str(out)] + (["flaky"] if flaky else []), env=child_env(),
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT), out)
+    for name, (p, out) in procs.items():
+        log, _ = p.communicate(timeout=240)
+        assert p.returncode == 0, log.decode()[-3000:]
+        runs[name] = np.load(out)
+    np.testing.assert_array_equal(runs["flaky"], runs["serial"])
+
+
+@pytest.fixture(scope="module")
+def rdd(sc):
+    x, y = make_problem("classification")
+    return partitioned(sc, labeled_points(x, y)).cache()
+
+
+def test_rdd_api_resumes_from_a_checkpoint_to_the_same_model(rdd, tmp_path):
+    kw = dict(step=0.5, miniBatchFraction=0.4, intercept=True, convergenceTol=0.0)
+    whole = sgd.LogisticRegressionWithSGD.train(rdd, iterations=12, **kw)
+    ckpt = str(tmp_path / "ckpt")
+    first = sgd.LogisticRegressionWithSGD.train(rdd, iterations=8, checkpointDir=ckpt, checkpointInterval=3, **kw)
+    assert sorted(os.listdir(ckpt)) == ["ckpt-00000006", "ckpt-00000008"]  # every 3, the last, newest two kept
+    resumed = sgd.LogisticRegressionWithSGD.train(rdd, iterations=12, checkpointDir=ckpt, resume=True, **kw)
+    np.testing.assert_array_equal(resumed.weights.toArray(), whole.weights.toArray())
+    assert resumed.intercept == whole.intercept and resumed.lossHistory == whole.lossHistory
+    assert first.numIterations == 8 and resumed.numIterations == 12
+    with pytest.raises(ValueError, match="other settings"):
+        sgd.LogisticRegressionWithSGD.train(rdd, iterations=12, checkpointDir=ckpt, resume=True,
+                                            **dict(kw, step=0.25))
+
+
+def test_dataframe_api_resumes_from_a_checkpoint(spark, tmp_path):
+    x, y = make_problem("classification")
+    df = spark.createDataFrame([(float(b), pyspark.ml.linalg.Vectors.dense(a)) for a, b in zip(x, y)],
+                               ["label", "features"]).coalesce(2)
+    kw = dict(miniBatchFraction=0.5, tol=0.0, regParam=0.01)
+    whole = SGDLogisticRegression(maxIter=9, **kw).fit(df)
+    ckpt = str(tmp_path / "ckpt")
+    SGDLogisticRegression(maxIter=5, checkpointDir=ckpt, checkpointInterval=2, **kw).fit(df)
+    resumed = SGDLogisticRegression(maxIter=9, checkpointDir=ckpt, resume=True, **kw).fit(df)
+    np.testing.assert_array_equal(resumed.coefficients.toArray(), whole.coefficients.toArray())
+    assert resumed.summary.objectiveHistory == whole.summary.objectiveHistory
+
+
+def test_killed_job_resumes_to_the_uninterrupted_model(spark, tmp_path):
+    args = ["--rows", "20000", "--iterations", "40", "--mini-batch-fraction", "0.5", "--loss", "logistic",
+            "--log-every", "1", "--test-fraction", "0"]
+    ckpt = tmp_path / "ckpt"
+    submit = pathlib.Path(pyspark.__file__).parent / "bin" / "spark-submit"
+    proc = subprocess.Popen([str(submit), "--master", "local[2]", "--conf", "spark.ui.enabled=false",
+                             str(ROOT / "jobs" / "train_linear.py"), *args, "--checkpoint-dir", str(ckpt),
+                             "--checkpoint-interval", "3"], env=child_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 180
+        while not (ckpt / "ckpt-00000006").exists():
+            assert proc.poll() is None, "the job ended before it could be killed"
+            assert time.time() < deadline, "no checkpoint appeared"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)  # mid-training, no chance to clean up
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    done = max(int(n[5:]) for n in os.listdir(ckpt) if n.startswith("ckpt-"))
+    assert done < 40, "the job was killed before it finished"
+
+    spec = importlib.util.spec_from_file_location("train_linear", ROOT / "jobs" / "train_linear.py")
+    job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(job)
+    out_resumed, out_whole = tmp_path / "resumed", tmp_path / "whole"
+    assert job.main([*args, "--checkpoint-dir", str(ckpt), "--resume", "--output", str(out_resumed)], spark=spark) == 0
+    assert job.main([*args, "--output", str(out_whole)], spark=spark) == 0
+    import json
+    a = json.loads((out_resumed / "metrics.json").read_text())
+    b = json.loads((out_whole / "metrics.json").read_text())
+    assert a["weights"] == b["weights"] and a["intercept"] == b["intercept"] and a["iterations"] == 40

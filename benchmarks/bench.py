@@ -78,6 +78,31 @@ def cached_size(sc, rdd_id):
     return None
 
 
+def memory_row(sc, rdd, n, d, rows_out):
+    """Bytes sparkgd holds for the training data: JVM cache of the blocks plus the local store."""
+    from pyspark import SparkFiles
+
+    from sparkgd.blocks import BlockedData
+
+    blocks = BlockedData(rdd)
+    try:
+        mem = disk = 0
+        for info in sc._jsc.sc().getRDDStorageInfo():
+            if info.id() == blocks.rdd.id():
+                mem, disk = info.memSize(), info.diskSize()
+        store = os.path.join(SparkFiles.getRootDirectory(), blocks.store_id)
+        stored = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(store) for f in fs)
+    finally:
+        blocks.unpersist()
+    raw = n * (d + 1) * 8
+    rows_out.append(dict(workload=f"memory {n}x{d}", system="sparkgd blocks", per_iter=None, setup=None, total=None,
+                         loss=None, jvm_memory_bytes=mem, jvm_disk_bytes=disk, store_bytes=stored, raw_bytes=raw,
+                         in_memory_ratio=(mem + stored) / raw))
+    print(f"memory {n}x{d}: JVM cache {mem / 1e6:.1f} MB in memory, {disk / 1e6:.1f} MB on disk; "
+          f"local store (memory-mapped) {stored / 1e6:.1f} MB; raw {raw / 1e6:.1f} MB; "
+          f"in memory {(mem + stored) / raw:.2f}x raw")
+
+
 def dense_workload(spark, n, d, partitions, fractions, k, rows_out):
     from pyspark.ml.linalg import Vectors
     from pyspark.ml.regression import LinearRegression
@@ -105,6 +130,7 @@ def dense_workload(spark, n, d, partitions, fractions, k, rows_out):
                                ["label", "features"]).cache()
     df.count()
     empty = empty_job(sc, partitions, k)
+    memory_row(sc, rdd, n, d, rows_out)
     step = 0.5
     for f in fractions:
         label = f"dense {n}x{d} f={f}"

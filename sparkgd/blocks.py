@@ -213,10 +213,12 @@ class BlockedData:
     data : RDD
         Rows as described in the module docstring.
     storage_level : StorageLevel
-        How the blocks are persisted; they are reused by every iteration.
+        How the block RDD is persisted. Iterations read the blocks memory-mapped from the
+        executors' local store (:mod:`sparkgd.store`), so the RDD is only the fallback for a
+        host without them, and stays on disk by default: the data is held in memory once.
     """
 
-    def __init__(self, data: RDD, storage_level: StorageLevel = StorageLevel.MEMORY_AND_DISK,
+    def __init__(self, data: RDD, storage_level: StorageLevel = StorageLevel.DISK_ONLY,
                  columns: tuple[str, str, str] = _ROLES) -> None:
         from sparkgd import store
 

@@ -67,7 +67,13 @@ def _check(parsed: RDD, on_bad_rows: str, what: str) -> tuple[RDD, dict[str, Any
     return parsed.filter(lambda r: not isinstance(r, str)), {"skipped": count, "examples": bad.take(5)}
 
 
-def _parse_libsvm(rec: tuple[str, int, str], num_features: int) -> Any:
+def _bad_label(where: str, label: float, binary: bool) -> str | None:
+    if binary and label not in (0.0, 1.0):
+        return f"{where}: label {label:g} is not 0 or 1 (classification needs 0/1 labels)"
+    return None
+
+
+def _parse_libsvm(rec: tuple[str, int, str], num_features: int, binary: bool = False) -> Any:
     f, n, text = rec
     body = text.split("#", 1)[0].strip()
     if not body:
@@ -80,6 +86,8 @@ def _parse_libsvm(rec: tuple[str, int, str], num_features: int) -> Any:
         return f"{where}: label {parts[0]!r} is not a number"
     if not math.isfinite(label):
         return f"{where}: label is {parts[0]}"
+    if bad := _bad_label(where, label, binary):
+        return bad
     idx, val = [], []
     for tok in parts[1:]:
         i, sep, v = tok.partition(":")
@@ -107,9 +115,10 @@ def _parse_libsvm(rec: tuple[str, int, str], num_features: int) -> Any:
 
 
 def read_libsvm(sc: SparkContext, path: str, num_features: int | None = None, partitions: int | None = None,
-                on_bad_rows: str = "fail") -> tuple[RDD, list[str], dict[str, Any]]:
+                on_bad_rows: str = "fail", binary: bool = False) -> tuple[RDD, list[str], dict[str, Any]]:
     """LIBSVM text (``label index:value ...``, 1-based increasing indices, ``#`` comments)."""
-    parsed = _lines(sc, list_files(sc, path), partitions).map(lambda r: _parse_libsvm(r, num_features or 0))
+    parsed = _lines(sc, list_files(sc, path), partitions).map(
+        lambda r: _parse_libsvm(r, num_features or 0, binary))
     parsed = parsed.filter(lambda r: r is not None)
     parsed, report = _check(parsed, on_bad_rows, "line")
     if num_features is None:
@@ -121,7 +130,8 @@ def read_libsvm(sc: SparkContext, path: str, num_features: int | None = None, pa
     return rows, [f"f{j + 1}" for j in range(d)], report
 
 
-def _parse_csv(rec: tuple[str, int, str], header: list[str], label_idx: int, feat_idx: list[int]) -> Any:
+def _parse_csv(rec: tuple[str, int, str], header: list[str], label_idx: int, feat_idx: list[int],
+               binary: bool = False) -> Any:
     f, n, text = rec
     if n == 1 or not text.strip():
         return None
@@ -141,11 +151,14 @@ def _parse_csv(rec: tuple[str, int, str], header: list[str], label_idx: int, fea
         if not math.isfinite(x):
             return f"{where}: column {header[j]!r} is {cell}"
         out.append(x)
+    if bad := _bad_label(where, out[0], binary):
+        return bad
     return out[0], np.asarray(out[1:])
 
 
 def read_csv(sc: SparkContext, path: str, label_col: str, feature_cols: list[str] | None = None,
-             partitions: int | None = None, on_bad_rows: str = "fail") -> tuple[RDD, list[str], dict[str, Any]]:
+             partitions: int | None = None, on_bad_rows: str = "fail",
+             binary: bool = False) -> tuple[RDD, list[str], dict[str, Any]]:
     """CSV with a header line in every file; features are ``feature_cols`` or all other columns."""
     files = list_files(sc, path)
     first = sc.textFile(files[0]).take(2)
@@ -165,7 +178,7 @@ def read_csv(sc: SparkContext, path: str, label_col: str, feature_cols: list[str
     def parse(rec):
         if rec[1] == 1 and [h.strip() for h in rec[2].split(",")] != header:
             return f"{rec[0]}:1: header differs from {files[0]}'s"
-        return _parse_csv(rec, header, label_idx, feat_idx)
+        return _parse_csv(rec, header, label_idx, feat_idx, binary)
 
     parsed = _lines(sc, files, partitions).map(parse).filter(lambda r: r is not None)
     parsed, report = _check(parsed, on_bad_rows, "line")
@@ -175,7 +188,8 @@ def read_csv(sc: SparkContext, path: str, label_col: str, feature_cols: list[str
 
 
 def read_parquet(spark: SparkSession, path: str, label_col: str, feature_cols: list[str] | None = None,
-                 partitions: int | None = None, on_bad_rows: str = "fail") -> tuple[RDD, list[str], dict[str, Any]]:
+                 partitions: int | None = None, on_bad_rows: str = "fail",
+                 binary: bool = False) -> tuple[RDD, list[str], dict[str, Any]]:
     """Parquet with a numeric label column and numeric feature columns (or one vector column)."""
     from pyspark.ml.linalg import VectorUDT
     from pyspark.sql.types import NumericType
@@ -209,6 +223,8 @@ def read_parquet(spark: SparkSession, path: str, label_col: str, feature_cols: l
             if not np.isfinite(np.asarray(arr, dtype=float)).all():
                 return f"{path}: row {i + 1}: column {c!r} is NaN or infinite"
             vals.extend(arr)
+        if bad := _bad_label(f"{path}: row {i + 1}: column {label_col!r}", float(vals[0]), binary):
+            return bad
         return float(vals[0]), np.asarray(vals[1:], dtype=np.float64)
 
     parsed = df.select(*cols).rdd.zipWithIndex().map(parse)
@@ -220,14 +236,14 @@ def read_parquet(spark: SparkSession, path: str, label_col: str, feature_cols: l
 
 def read(spark: SparkSession, fmt: str, path: str, *, label_col: str = "label",
          feature_cols: list[str] | None = None, partitions: int | None = None,
-         on_bad_rows: str = "fail") -> tuple[RDD, list[str], dict[str, Any]]:
-    """Dispatch on ``fmt`` (``libsvm``, ``csv``, ``parquet``)."""
+         on_bad_rows: str = "fail", binary: bool = False) -> tuple[RDD, list[str], dict[str, Any]]:
+    """Dispatch on ``fmt`` (``libsvm``, ``csv``, ``parquet``); ``binary`` requires 0/1 labels."""
     if fmt == "libsvm":
-        out = read_libsvm(spark.sparkContext, path, None, partitions, on_bad_rows)
+        out = read_libsvm(spark.sparkContext, path, None, partitions, on_bad_rows, binary)
     elif fmt == "csv":
-        out = read_csv(spark.sparkContext, path, label_col, feature_cols, partitions, on_bad_rows)
+        out = read_csv(spark.sparkContext, path, label_col, feature_cols, partitions, on_bad_rows, binary)
     elif fmt == "parquet":
-        out = read_parquet(spark, path, label_col, feature_cols, partitions, on_bad_rows)
+        out = read_parquet(spark, path, label_col, feature_cols, partitions, on_bad_rows, binary)
     else:
         raise ValueError(f"format must be libsvm, csv or parquet, got {fmt!r}")
     return out

@@ -39,7 +39,7 @@ def load(spark: SparkSession, cfg: JobConfig) -> tuple[RDD, list[str], dict[str,
             {"weights": w.tolist(), "intercept": b}
     rows, names, report = io.read(spark, cfg.format, cfg.input, label_col=cfg.label_col,
                                   feature_cols=cfg.feature_cols, partitions=cfg.partitions,
-                                  on_bad_rows=cfg.on_bad_rows)
+                                  on_bad_rows=cfg.on_bad_rows, binary=cfg.loss != "squared")
     if cfg.partitions and rows.getNumPartitions() != cfg.partitions:
         rows = repartition_in_order(rows, cfg.partitions)
     return rows, names, report, None

@@ -103,9 +103,17 @@ class StandaloneCluster:
         logs = "\n".join(f.read_text()[-2000:] for f in self.root.glob("*.log"))
         raise RuntimeError(f"standalone cluster: no {what}\n{logs}")
 
-    def submit(self, args: list[str], timeout: float = 300.0) -> subprocess.CompletedProcess:
+    def submit(self, args: list[str]) -> subprocess.Popen:
+        """Start ``spark-submit`` against the master; its output (merged) is a text pipe."""
         cmd = [str(self.home / "bin" / "spark-submit"), "--master", self.url, *args]
-        return subprocess.run(cmd, env=self.env(), capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.Popen(cmd, env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def kill_worker(self, i: int) -> None:
+        """SIGKILL worker ``i`` with its executors (they share its process group)."""
+        os.killpg(self.procs[1 + i].pid, signal.SIGKILL)
 
     def stop(self) -> None:
         for p in reversed(self.procs):  # workers first, then the master

@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import pathlib
+import time
 import zipfile
 
 import numpy as np
@@ -11,8 +12,8 @@ import pytest
 from tests.cluster.standalone import StandaloneCluster
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-ARGS = ["--rows", "4000", "--features", "6", "--partitions", "2", "--iterations", "12", "--mini-batch-fraction",
-        "0.3", "--loss", "logistic", "--seed", "11", "--log-every", "4"]
+ARGS = ["--rows", "4000", "--features", "6", "--partitions", "2", "--iterations", "30", "--mini-batch-fraction",
+        "0.3", "--loss", "logistic", "--seed", "11", "--log-every", "1", "--convergence-tol", "0"]
 
 
 def package_zip(path: pathlib.Path) -> pathlib.Path:
@@ -24,7 +25,7 @@ def package_zip(path: pathlib.Path) -> pathlib.Path:
 
 @pytest.fixture
 def cluster(tmp_path):
-    c = StandaloneCluster(tmp_path / "cluster")
+    c = StandaloneCluster(tmp_path / "cluster", workers=2)
     try:
         yield c.start()
     finally:
@@ -32,12 +33,22 @@ def cluster(tmp_path):
     assert all(p.poll() is not None for p in c.procs), "every process the test started is stopped"
 
 
-def test_cluster_model_equals_local_model(spark, cluster, tmp_path):
+def test_cluster_model_equals_local_model_even_when_a_worker_dies(spark, cluster, tmp_path):
     out = tmp_path / "cluster-out"
-    done = cluster.submit(["--py-files", str(package_zip(tmp_path / "sparkgd.zip")),
+    proc = cluster.submit(["--py-files", str(package_zip(tmp_path / "sparkgd.zip")),
                            str(ROOT / "jobs" / "train_linear.py"), *ARGS, "--output", str(out)])
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "iteration 12/12" in done.stderr + done.stdout
+    lines, killed = [], False
+    deadline = time.time() + 300
+    for line in proc.stdout:
+        lines.append(line)
+        if not killed and "iteration 5/30" in line:
+            cluster.kill_worker(0)  # mid-training; worker 1 and its executor stay alive
+            killed = True
+        assert time.time() < deadline, "the job did not finish in time"
+    proc.wait(timeout=60)
+    log = "".join(lines)
+    assert proc.returncode == 0, log[-3000:]
+    assert killed and "iteration 30/30" in log
     assert "spark.authenticate.secret" not in (cluster.root / "master.log").read_text()
     remote = json.loads((out / "metrics.json").read_text())
 
@@ -49,4 +60,4 @@ def test_cluster_model_equals_local_model(spark, cluster, tmp_path):
     local = json.loads((local_out / "metrics.json").read_text())
     np.testing.assert_allclose(remote["weights"], local["weights"], rtol=1e-12, atol=1e-15)
     assert remote["intercept"] == pytest.approx(local["intercept"], rel=1e-12)
-    assert remote["iterations"] == local["iterations"] == 12
+    assert remote["iterations"] == local["iterations"] == 30

@@ -146,6 +146,8 @@ def test_unknown_key_in_config_file(spark, train_linear, tmp_path, capsys):
     ("csv", "a,label\n1.0,1\n,0\n", "d.csv:3: column 'a' is empty"),
     ("csv", "a,label\n1.0,1\nnan,0\n", "d.csv:3: column 'a' is nan"),
     ("csv", "", "the file is empty"),
+    ("libsvm", "", "holds no rows"),
+    ("csv", "a,label\n1.0,1\n2.0\n", "d.csv:3: 1 fields, the header has 2"),
 ])
 def test_bad_input_exits_3_naming_file_and_line(spark, train_linear, tmp_path, capsys, fmt, content, message):
     f = tmp_path / f"d.{fmt}"
@@ -153,6 +155,13 @@ def test_bad_input_exits_3_naming_file_and_line(spark, train_linear, tmp_path, c
     assert train_linear.main(["--input", str(f), "--format", fmt, "--iterations", "2"], spark=spark) == 3
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_classifier_labels_out_of_range_name_file_and_line(spark, train_linear, tmp_path, capsys):
+    f = tmp_path / "d.libsvm"
+    f.write_text("1 1:0.5\n0 1:-0.5\n2 1:0.1\n")
+    assert train_linear.main(["--input", str(f), "--loss", "hinge", "--iterations", "2"], spark=spark) == 3
+    assert "d.libsvm:3: label 2 is not 0 or 1" in capsys.readouterr().err
 
 
 def test_skip_bad_rows_reports_them(spark, train_linear, tmp_path):

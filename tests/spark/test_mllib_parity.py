@@ -36,11 +36,15 @@ def oracle(name):
 
 
 def both(name, rdd, **kw):
+    """MLlib's model and sparkgd's; MLlib trains in a second thread (Spark runs both jobs at once)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ref = oracle(name).train(rdd, **kw)
-    mine = getattr(sgd, name).train(rdd, **kw)
-    return ref, mine
+        with ThreadPoolExecutor(1) as pool:
+            ref = pool.submit(oracle(name).train, rdd, **kw)
+            mine = getattr(sgd, name).train(rdd, **kw)
+            return ref.result(), mine
 
 
 def assert_same_model(ref, mine, rtol=1e-9):

@@ -108,3 +108,15 @@ def test_killed_job_resumes_to_the_uninterrupted_model(spark, tmp_path):
     a = json.loads((out_resumed / "metrics.json").read_text())
     b = json.loads((out_whole / "metrics.json").read_text())
     assert a["weights"] == b["weights"] and a["intercept"] == b["intercept"] and a["iterations"] == 40
+
+
+def test_dataframe_model_load_refuses_foreign_and_missing_directories(spark, tmp_path):
+    from sparkgd.ml import SGDLinearRegressionModel
+    from sparkgd.persistence import ModelFormatError
+    from sparkgd.rdd import LinearRegressionModel
+
+    LinearRegressionModel([1.0], 0.0).save(spark.sparkContext, str(tmp_path / "rdd-model"))
+    with pytest.raises(ModelFormatError):
+        SGDLinearRegressionModel.load(str(tmp_path / "rdd-model"))
+    with pytest.raises(ModelFormatError, match="not a readable sparkgd model"):
+        SGDLinearRegressionModel.load(str(tmp_path / "nothing-here"))

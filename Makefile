@@ -23,7 +23,7 @@ setup: $(VENV)/.installed
 
 run: setup check-java
 	$(VENV)/bin/spark-submit --master 'local[2]' --properties-file conf/spark-defaults.conf \
-		jobs/train_linear.py $(ARGS)
+		jobs/train_linear.py --output output $(ARGS)
 
 test: setup check-java
 	$(PY) -m ruff check sparkgd jobs tests $(wildcard benchmarks/*.py)

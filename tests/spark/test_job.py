@@ -107,6 +107,16 @@ def test_config_file_with_command_line_overrides(spark, train_linear, tmp_path):
     assert load_toml(str(ROOT / "conf" / "train_linear.toml"))["loss"] == "squared"
 
 
+def test_remaining_model_options(spark, train_linear, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["--rows", "1500", "--no-intercept", "--reg-type", "l1", "--reg-param", "0.01", "--aggregation-depth",
+            "3", "--iterations", "5", "--verbose", "--output", str(out)]
+    assert run(train_linear, spark, *argv) == 0
+    m = metrics_of(out)
+    assert m["intercept"] == 0.0 and m["config"]["reg_type"] == "l1" and m["config"]["aggregation_depth"] == 3
+    assert m["config"]["verbose"] is True and m["config"]["intercept"] is False
+
+
 @pytest.mark.parametrize("argv,message", [
     (["--mini-batch-fraction", "2"], "--mini-batch-fraction must be in (0, 1]"),
     (["--iterations", "-1"], "--iterations must be >= 0"),

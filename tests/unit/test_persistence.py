@@ -51,3 +51,23 @@ def test_damaged_and_foreign_directories_are_refused(tmp_path):
     (p / "metadata.json").write_text("{not json")
     with pytest.raises(ModelFormatError, match="damaged metadata"):
         read_model(p, "X")
+
+
+def test_a_failed_write_leaves_the_old_model_and_no_debris(tmp_path, monkeypatch):
+    p = tmp_path / "m"
+    write_model(p, {"class": "X"}, {"w": np.zeros(2)})
+    real_save = np.save
+
+    def failing_save(file, arr, **kw):
+        if "v.npy" in str(file):
+            raise OSError("disk full")
+        return real_save(file, arr, **kw)
+
+    monkeypatch.setattr(np, "save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        write_model(p, {"class": "X"}, {"w": np.ones(2), "v": np.ones(3)}, overwrite=True)
+    with pytest.raises(OSError, match="disk full"):
+        write_model(tmp_path / "new", {"class": "X"}, {"v": np.ones(3)})
+    assert read_model(p, "X")[1]["w"].tolist() == [0.0, 0.0]
+    assert not (tmp_path / "new").exists()
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["m"]

@@ -99,12 +99,12 @@ def build_block(partition: int, rows: Iterable[Any], columns: tuple[str, str, st
         try:
             label, feats, weight = _split_row(row)
             if label is None or feats is None:
-                raise ValueError(f"{_named(columns[0] if label is None else columns[1])} is null")
+                raise ValueError(f"{columns[0] if label is None else columns[1]} is null")
             if weight is None and isinstance(row, tuple) and len(row) == 3:
-                raise ValueError(f"{_named(columns[2])} is null")
+                raise ValueError(f"{columns[2]} is null")
             n, a, b = _vector_parts(feats)
             if not isinstance(label, numbers.Real):
-                raise ValueError(f"{_named(columns[0])} must be a number, got {label!r}")
+                raise ValueError(f"{columns[0]} must be a number, got {label!r}")
         except (ValueError, TypeError) as e:
             return _bad(partition, f"partition {partition}, row {j}: {e}")
         if size is None:
@@ -138,12 +138,8 @@ def build_block(partition: int, rows: Iterable[Any], columns: tuple[str, str, st
     block = Block(partition, y, x, w)
     bad = _first_nonfinite_row(block, values)
     if bad is not None:
-        block.error = f"partition {partition}, row {bad[0]}: NaN or infinite value in {_named(columns[bad[1]])}"
+        block.error = f"partition {partition}, row {bad[0]}: NaN or infinite value in {columns[bad[1]]}"
     return block
-
-
-def _named(col: str) -> str:
-    return col
 
 
 def _bad(partition: int, message: str) -> Block:
@@ -186,13 +182,15 @@ def _first_nonfinite_row(block: Block, values: np.ndarray) -> tuple[int, int] | 
     return None if row == n else (row, first.index(row))
 
 
-def summarize(block: Block) -> BlockSummary:
-    """Row count, width and label facts of a block, for the driver's checks."""
+def summarize(block: Block, moments: bool = False) -> BlockSummary:
+    """Row count, width and label facts of a block, for the driver's checks; with ``moments``
+    also the sums :func:`feature_std` needs."""
     y = block.labels
     odd = y[(y != 0.0) & (y != 1.0)]
     neg = 0 if block.weights is None else int((block.weights < 0).sum())
     return BlockSummary(block.partition, block.num_rows, block.num_features, block.error,
-                        len(odd), sorted(set(odd.tolist()))[:_MAX_BAD_LABELS], neg, _moments(block))
+                        len(odd), sorted(set(odd.tolist()))[:_MAX_BAD_LABELS], neg,
+                        _moments(block) if moments else None)
 
 
 def _moments(block: Block) -> tuple[float, float, np.ndarray, np.ndarray] | None:
@@ -212,6 +210,8 @@ class BlockedData:
     ----------
     data : RDD
         Rows as described in the module docstring.
+    moments : bool
+        Also collect the per-feature sums :func:`feature_std` needs (standardization).
     storage_level : StorageLevel
         How the block RDD is persisted. Iterations read the blocks memory-mapped from the
         executors' local store (:mod:`sparkgd.store`), so the RDD is only the fallback for a
@@ -219,7 +219,7 @@ class BlockedData:
     """
 
     def __init__(self, data: RDD, storage_level: StorageLevel = StorageLevel.DISK_ONLY,
-                 columns: tuple[str, str, str] = _ROLES) -> None:
+                 columns: tuple[str, str, str] = _ROLES, moments: bool = False) -> None:
         from sparkgd import store
 
         self.source = data
@@ -228,7 +228,8 @@ class BlockedData:
         self.rdd: RDD = data.mapPartitionsWithIndex(
             functools.partial(_blocks_of, columns=columns, store_id=self.store_id)).persist(storage_level)
         self.num_partitions = self.rdd.getNumPartitions()
-        self.summaries: list[BlockSummary] = sorted(self.rdd.map(summarize).collect(), key=lambda s: s.partition)
+        self.summaries: list[BlockSummary] = sorted(
+            self.rdd.map(functools.partial(summarize, moments=moments)).collect(), key=lambda s: s.partition)
 
     @property
     def count(self) -> int:
@@ -269,7 +270,7 @@ class BlockedData:
         """Raise ``ValueError`` when any row weight is negative."""
         count = sum(s.negative_weight_count for s in self.summaries)
         if count:
-            raise ValueError(f"{_named(self.columns[2])} has {count} negative weights; weights must be >= 0")
+            raise ValueError(f"{self.columns[2]} has {count} negative weights; weights must be >= 0")
 
     def unpersist(self) -> None:
         from sparkgd import store
@@ -295,6 +296,8 @@ def feature_std(blocks: BlockedData) -> np.ndarray:
     """
     d = blocks.num_features or 0
     parts = [s.moments for s in blocks.summaries if s.moments is not None]
+    if not parts and any(s.num_rows for s in blocks.summaries):
+        raise ValueError("feature_std needs BlockedData(..., moments=True)")
     if not parts:
         return np.zeros(d)
     sw, sw2, sx, sxx = (sum(p[k] for p in parts) for k in range(4))

@@ -55,7 +55,7 @@ def _first_error(parsed: RDD) -> str | None:
     return bad[0] if bad else None
 
 
-def _check(parsed: RDD, on_bad_rows: str, what: str) -> tuple[RDD, dict[str, Any]]:
+def _check(parsed: RDD, on_bad_rows: str) -> tuple[RDD, dict[str, Any]]:
     """Fail on the first bad record, or (``skip``) drop them and report how many and which."""
     if on_bad_rows == "fail":
         err = _first_error(parsed)
@@ -120,7 +120,7 @@ def read_libsvm(sc: SparkContext, path: str, num_features: int | None = None, pa
     parsed = _lines(sc, list_files(sc, path), partitions).map(
         lambda r: _parse_libsvm(r, num_features or 0, binary))
     parsed = parsed.filter(lambda r: r is not None)
-    parsed, report = _check(parsed, on_bad_rows, "line")
+    parsed, report = _check(parsed, on_bad_rows)
     if num_features is None:
         num_features = parsed.map(lambda r: r[1][-1] if r[1] else 0).fold(0, max)
     if num_features == 0 and parsed.isEmpty():
@@ -181,7 +181,7 @@ def read_csv(sc: SparkContext, path: str, label_col: str, feature_cols: list[str
         return _parse_csv(rec, header, label_idx, feat_idx, binary)
 
     parsed = _lines(sc, files, partitions).map(parse).filter(lambda r: r is not None)
-    parsed, report = _check(parsed, on_bad_rows, "line")
+    parsed, report = _check(parsed, on_bad_rows)
     if parsed.isEmpty():
         raise DataError(f"input {path!r} holds no data rows")
     return parsed, names, report
@@ -228,7 +228,7 @@ def read_parquet(spark: SparkSession, path: str, label_col: str, feature_cols: l
         return float(vals[0]), np.asarray(vals[1:], dtype=np.float64)
 
     parsed = df.select(*cols).rdd.zipWithIndex().map(parse)
-    parsed, report = _check(parsed, on_bad_rows, "row")
+    parsed, report = _check(parsed, on_bad_rows)
     if parsed.isEmpty():
         raise DataError(f"input {path!r} holds no rows")
     return parsed, names, report

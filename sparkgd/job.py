@@ -19,6 +19,7 @@ from pyspark.sql import SparkSession
 from sparkgd import __version__, io
 from sparkgd.config import JobConfig
 from sparkgd.datasets import synthetic
+from sparkgd.gradients import get_gradient
 from sparkgd.optimize import SGDState
 
 log = logging.getLogger("sparkgd.job")
@@ -97,7 +98,7 @@ def train(data: RDD, cfg: JobConfig, progress: Progress) -> Any:
 
         model_class = {"squared": api.LinearRegressionModel, "logistic": api.LogisticRegressionModel,
                        "hinge": api.SVMModel}[cfg.loss]
-        return api._train(model_class, data, trainer_gradient(cfg.loss), None if cfg.reg_type == "none"
+        return api._train(model_class, data, get_gradient(cfg.loss), None if cfg.reg_type == "none"
                           else cfg.reg_type, iterations=cfg.iterations, step=cfg.step_size,
                           miniBatchFraction=cfg.mini_batch_fraction, initialWeights=None, regParam=cfg.reg_param,
                           intercept=cfg.intercept, validateData=True, convergenceTol=cfg.convergence_tol,
@@ -122,12 +123,6 @@ def train(data: RDD, cfg: JobConfig, progress: Progress) -> Any:
     df = spark.createDataFrame(data.map(lambda r: (float(_label(r)), _ml_vector(r, Vectors))),
                                ["label", "features"])
     return est.fit(df)
-
-
-def trainer_gradient(loss: str):
-    from sparkgd.gradients import get_gradient
-
-    return get_gradient(loss)
 
 
 def _label(r: Any) -> float:

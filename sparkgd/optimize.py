@@ -90,7 +90,8 @@ def block_sums(block: Block, weights: np.ndarray, gradient: Gradient, fraction: 
 
 
 def _seq_op(acc, block, *, bc, **kw):
-    return _comb_op(acc, block_sums(block, bc.value, **kw))
+    sums = block_sums(block, bc.value, **kw)
+    return _comb_op(acc, None if sums is None else (*sums, ()))
 
 
 def _stored_seq_op(acc, partition, *, bc, store_id, **kw):
@@ -100,36 +101,29 @@ def _stored_seq_op(acc, partition, *, bc, store_id, **kw):
     block = store.get(store_id, partition)
     if block is None:
         return _comb_op(acc, (None, 0.0, 0, 0.0, (partition,)))
-    return _comb_op(acc, block_sums(block, bc.value, **kw))
+    return _seq_op(acc, block, bc=bc, **kw)
 
 
 def _comb_op(a, b):
+    """Adds ``(gradient sum or None, loss sum, rows, weight sum, partitions missed)``; ``None`` is empty."""
     if a is None:
         return b
     if b is None:
         return a
-    missed = a[4] + b[4] if len(a) > 4 and len(b) > 4 else (a[4] if len(a) > 4 else b[4] if len(b) > 4 else None)
-    if a[0] is None:
-        g = b[0]
-    elif b[0] is None:
-        g = a[0]
-    else:
-        g = a[0] + b[0]
-    out = (g, a[1] + b[1], a[2] + b[2], a[3] + b[3])
-    return out if missed is None else out + (missed,)
+    g = b[0] if a[0] is None else a[0] if b[0] is None else a[0] + b[0]
+    return g, a[1] + b[1], a[2] + b[2], a[3] + b[3], a[4] + b[4]
 
 
 def _aggregate(blocks: BlockedData, index: RDD, bc, seed: int, depth: int, kw: dict):
     """One iteration's ``(gradient sum, loss sum, rows, weight sum)``, or ``None`` if nothing sampled."""
     seq = functools.partial(_stored_seq_op, bc=bc, store_id=blocks.store_id, seed=seed, **kw)
     sums = index.treeAggregate(None, seq, _comb_op, depth)
-    missed = sums[4] if sums is not None and len(sums) > 4 else ()
-    if missed:
+    if sums is not None and sums[4]:
         # blocks not stored on the executing host: compute them from the cached block RDD
         fallback = functools.partial(_seq_op, bc=bc, seed=seed, **kw)
         parts = blocks.rdd.context.runJob(
-            blocks.rdd, lambda it: [functools.reduce(fallback, it, None)], partitions=sorted(set(missed)))
-        sums = functools.reduce(_comb_op, parts, sums[:4])
+            blocks.rdd, lambda it: [functools.reduce(fallback, it, None)], partitions=sorted(set(sums[4])))
+        sums = functools.reduce(_comb_op, parts, (*sums[:4], ()))
     if sums is None or sums[0] is None:
         return None
     return sums[:4]

@@ -41,7 +41,6 @@ _NAMES = {"iterations": "iterations", "step": "step", "regParam": "regParam",
           "miniBatchFraction": "miniBatchFraction", "convergenceTol": "convergenceTol"}
 
 
-
 def _features(x: Any) -> np.ndarray | Any:
     """A dense numpy vector, or a (size, indices, values) triple for a sparse one."""
     if hasattr(x, "indices") and hasattr(x, "values") and hasattr(x, "size"):

@@ -69,7 +69,7 @@ class _SGDEstimator:
             check_column(dataset, wcol, "weightCol", "numeric")
             cols.append(F.col(wcol).cast("double"))
         names = (f"column {label!r}", f"column {feats!r}", f"column {wcol!r}" if wcol else "weight")
-        blocks = BlockedData(dataset.select(*cols).rdd, columns=names)
+        blocks = BlockedData(dataset.select(*cols).rdd, columns=names, moments=self.getStandardization())
         try:
             d = blocks.num_features
             if d is None:

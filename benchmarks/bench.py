@@ -4,10 +4,11 @@ Systems: pyspark.mllib's JVM SGD trainer, sparkgd's RDD and DataFrame APIs, Spar
 trainer, scikit-learn's SGD on one process, a plain numpy mini-batch loop on one process (the
 floor without Spark), and an empty 2-task Python job (Spark's fixed cost per iteration).
 
-Per-iteration seconds: for sparkgd, the median time between iterations measured inside the loop;
-for MLlib and Spark ML (whose loops cannot be observed) ``(T(k + 1) - T(1)) / k`` from two
-end-to-end runs after a warm-up, so one-time setup cancels out. Setup is the end-to-end time
-minus the iterations. Ratios are to MLlib from the same run. Output: a markdown table and a JSON file.
+Per-iteration seconds, for MLlib and sparkgd alike: the median time between the submissions
+of consecutive iterations' Spark stages (Spark's status tracker). For Spark ML's L-BFGS (several
+jobs per iteration): ``(T(k + 1) - T(1)) / k`` from two end-to-end runs after a warm-up. Setup
+is the end-to-end time minus the iterations. Ratios are to MLlib from the same run. Output: a
+markdown table and a JSON file.
 """
 
 from __future__ import annotations
@@ -42,56 +43,43 @@ def logistic_loss(x, y, w, b=0.0):
     return float(np.mean(np.logaddexp(0.0, m) - y * m))
 
 
-def spark_trainer(train, k):
-    """End-to-end seconds at 1 and k + 1 iterations -> (per iteration, setup, total, model)."""
+def spark_trainer(sc, train, k, marker=None):
+    """End-to-end runs at 1 and k + 1 iterations -> (seconds per iteration, setup, total, model).
+
+    With ``marker`` (a text in the name of the stage each iteration runs), seconds per iteration
+    are the median time between the submissions of consecutive iterations' stages, read from
+    Spark's status tracker; the same measure for every system. Without it (Spark ML's L-BFGS,
+    several jobs per iteration), ``(T(k + 1) - T(1)) / k``.
+    """
     train(1)  # warm-up: JIT, Python workers, imports
     t1, _ = timed(lambda: train(1))
-    tk, model = timed(lambda: train(k + 1))
-    per = max((tk - t1) / k, 0.0)
-    return per, max(t1 - per, 0.0), tk, model
+    group = f"bench-{time.perf_counter_ns()}"
+    sc.setJobGroup(group, group)
+    try:
+        tk, model = timed(lambda: train(k + 1))
+    finally:
+        sc._jsc.clearJobGroup()
+    per = iteration_seconds(sc, group, marker) if marker else None
+    if per is None:
+        per = max((tk - t1) / k, 0.0)
+    return per, max(tk - per * (k + 1), 0.0), tk, model
 
 
-class IterationClock:
-    """The loop's callback: the median seconds between consecutive iterations."""
-
-    def __init__(self):
-        self.stamps = []
-
-    def __call__(self, state):
-        self.stamps.append(time.perf_counter())
-
-    def median(self):
-        return float(np.median(np.diff(self.stamps))) if len(self.stamps) > 2 else None
-
-
-def sparkgd_trainer(train, k):
-    """Like :func:`spark_trainer`, but seconds per iteration are the median measured inside the loop."""
-    per, setup, total, model = spark_trainer(lambda it: train(it, None), k)
-    clock = IterationClock()
-    total, model = timed(lambda: train(k + 1, clock))
-    per = clock.median() or per
-    return per, max(total - per * (k + 1), 0.0), total, model
+def iteration_seconds(sc, group, marker):
+    """Median seconds between the submissions of consecutive stages named like ``marker`` in a job group."""
+    tracker = sc._jsc.statusTracker()
+    starts = []
+    for job in sorted(tracker.getJobIdsForGroup(group)):
+        for stage in tracker.getJobInfo(job).stageIds():
+            info = tracker.getStageInfo(stage)
+            if info is not None and marker in info.name():
+                starts.append(info.submissionTime())
+                break
+    return float(np.median(np.diff(starts))) / 1000 if len(starts) > 2 else None
 
 
-def rdd_train(trainer, rdd, callback, **kw):
-    """``trainer.train(rdd, **kw)`` with the loop's callback (the RDD API keeps it private)."""
-    import sparkgd.rdd as api
-
-    if callback is None:
-        return trainer.train(rdd, **kw)
-    kinds = {"LinearRegressionWithSGD": (api.LinearRegressionModel, "squared", False),
-             "LogisticRegressionWithSGD": (api.LogisticRegressionModel, "logistic", True)}
-    model_class, loss, binary = kinds[trainer.__name__]
-    from sparkgd.gradients import get_gradient
-
-    return api._train(model_class, rdd, get_gradient(loss), kw.pop("regType", None), initialWeights=None,
-                      intercept=False, validateData=True, binary=binary, callback=callback,
-                      regParam=kw.pop("regParam", 0.0), **kw)
-
-
-def df_fit(estimator, df, callback):
-    estimator._callback = callback
-    return estimator.fit(df)
+MLLIB_ITERATION = "GradientDescent.scala"  # MLlib's treeAggregate in runMiniBatchSGD
+SPARKGD_ITERATION = "sparkgd iteration"  # the call site sparkgd.aggregation gives its jobs
 
 
 def empty_job(sc, partitions, k):
@@ -179,19 +167,19 @@ def dense_workload(spark, n, d, partitions, fractions, k, rows_out):
     for f in fractions:
         label = f"dense {n}x{d} f={f}"
         results = {}
-        results["mllib"] = spark_trainer(lambda it, f=f: MLlibLinear.train(
-            rdd, iterations=it, step=step, miniBatchFraction=f, convergenceTol=0.0), k)
-        results["sparkgd-rdd"] = sparkgd_trainer(lambda it, cb, f=f: rdd_train(
-            LinearRegressionWithSGD, rdd, cb, iterations=it, step=step, miniBatchFraction=f, convergenceTol=0.0), k)
-        results["sparkgd-df"] = sparkgd_trainer(lambda it, cb, f=f: df_fit(SGDLinearRegression(
+        results["mllib"] = spark_trainer(sc, lambda it, f=f: MLlibLinear.train(
+            rdd, iterations=it, step=step, miniBatchFraction=f, convergenceTol=0.0), k, MLLIB_ITERATION)
+        results["sparkgd-rdd"] = spark_trainer(sc, lambda it, f=f: LinearRegressionWithSGD.train(
+            rdd, iterations=it, step=step, miniBatchFraction=f, convergenceTol=0.0), k, SPARKGD_ITERATION)
+        results["sparkgd-df"] = spark_trainer(sc, lambda it, f=f: SGDLinearRegression(
             maxIter=it, stepSize=step, miniBatchFraction=f, tol=0.0, fitIntercept=False,
-            standardization=False), df, cb), k)
+            standardization=False).fit(df), k, SPARKGD_ITERATION)
         for name, (per, setup, total, model) in results.items():
             w = model.weights.toArray() if hasattr(model, "weights") else model.coefficients.toArray()
             rows_out.append(dict(workload=label, system=name, per_iter=per, setup=setup, total=total,
                                  loss=squared_loss(x, y, w)))
         if f == fractions[0]:
-            per, setup, total, model = spark_trainer(lambda it: LinearRegression(
+            per, setup, total, model = spark_trainer(sc, lambda it: LinearRegression(
                 maxIter=it, regParam=0.0, solver="l-bfgs", tol=0.0, standardization=False).fit(df), k)
             rows_out.append(dict(workload=label, system="spark-ml-lbfgs", per_iter=per, setup=setup, total=total,
                                  loss=squared_loss(x, y, model.coefficients.toArray(), model.intercept)))
@@ -234,12 +222,10 @@ def sparse_workload(spark, n, d, nnz, partitions, fraction, k, rows_out):
     label = f"sparse logistic {n}x{d} nnz={nnz} f={fraction}"
     csr = sp.csr_matrix((vals.ravel(), cols.ravel(), np.arange(0, n * nnz + 1, nnz)), shape=(n, d))
     kw = dict(step=1.0, miniBatchFraction=fraction, regParam=0.0, regType=None, convergenceTol=0.0)
-    for name, trainer in [("mllib", MLlibLogistic), ("sparkgd-rdd", LogisticRegressionWithSGD)]:
-        if name == "mllib":
-            per, setup, total, model = spark_trainer(lambda it, tr=trainer: tr.train(rdd, iterations=it, **kw), k)
-        else:
-            per, setup, total, model = sparkgd_trainer(
-                lambda it, cb, tr=trainer: rdd_train(tr, rdd, cb, iterations=it, **kw), k)
+    for name, trainer, marker in [("mllib", MLlibLogistic, MLLIB_ITERATION),
+                                  ("sparkgd-rdd", LogisticRegressionWithSGD, SPARKGD_ITERATION)]:
+        per, setup, total, model = spark_trainer(
+            sc, lambda it, tr=trainer: tr.train(rdd, iterations=it, **kw), k, marker)
         rows_out.append(dict(workload=label, system=name, per_iter=per, setup=setup, total=total,
                              loss=logistic_loss(csr, y, model.weights.toArray())))
     rows_out.append(dict(workload=label, system="empty Spark job", per_iter=empty_job(sc, partitions, k),
@@ -277,7 +263,9 @@ def main(argv: list[str]) -> int:
 
     spark = (SparkSession.builder.master("local[2]").appName("sparkgd-bench")
              .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
-             .config("spark.driver.memory", "8g").getOrCreate())
+             .config("spark.driver.memory", "8g")
+             .config("spark.python.unix.domain.socket.enabled", "true")  # as conf/spark-defaults.conf
+             .getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
     rows: list[dict] = []
     work = set(args.workloads.split(","))

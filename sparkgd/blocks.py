@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import numbers
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import scipy.sparse as sp
@@ -106,16 +106,16 @@ def build_block(partition: int, rows: Iterable[Any], columns: tuple[str, str, st
             if not isinstance(label, numbers.Real):
                 raise ValueError(f"{columns[0]} must be a number, got {label!r}")
         except (ValueError, TypeError) as e:
-            return _bad(partition, f"partition {partition}, row {j}: {e}")
+            return bad_block(partition, f"partition {partition}, row {j}: {e}")
         if size is None:
             size = n
         elif n != size:
-            return _bad(partition, f"partition {partition}, row {j}: has {n} features, "
+            return bad_block(partition, f"partition {partition}, row {j}: has {n} features, "
                                    f"earlier rows of the partition have {size}")
         if has_weights is None:
             has_weights = weight is not None
         elif has_weights != (weight is not None):
-            return _bad(partition, f"partition {partition}, row {j}: some rows have a weight and some do not")
+            return bad_block(partition, f"partition {partition}, row {j}: some rows have a weight and some do not")
         labels.append(float(label))
         if weight is not None:
             weights.append(float(weight))
@@ -136,14 +136,20 @@ def build_block(partition: int, rows: Iterable[Any], columns: tuple[str, str, st
         x = np.stack(dense) if dense else np.empty((0, size))
         values = x
     block = Block(partition, y, x, w)
-    bad = _first_nonfinite_row(block, values)
-    if bad is not None:
-        block.error = f"partition {partition}, row {bad[0]}: NaN or infinite value in {columns[bad[1]]}"
+    check_finite(block, values, columns)
     return block
 
 
-def _bad(partition: int, message: str) -> Block:
+def bad_block(partition: int, message: str) -> Block:
+    """An empty block that carries the error the driver will raise."""
     return Block(partition, np.empty(0), np.empty((0, 0)), None, message)
+
+
+def check_finite(block: Block, values: np.ndarray, columns: tuple[str, str, str] = _ROLES) -> None:
+    """Record the first row with a NaN or infinite label, feature (``values``) or weight in ``block.error``."""
+    bad = _first_nonfinite_row(block, values)
+    if bad is not None:
+        block.error = f"partition {block.partition}, row {bad[0]}: NaN or infinite value in {columns[bad[1]]}"
 
 
 def _to_csr(rows: list, size: int) -> sp.csr_matrix:
@@ -209,24 +215,27 @@ class BlockedData:
     Parameters
     ----------
     data : RDD
-        Rows as described in the module docstring.
+        Rows as described in the module docstring (or what ``build`` reads).
     moments : bool
         Also collect the per-feature sums :func:`feature_std` needs (standardization).
     storage_level : StorageLevel
         How the block RDD is persisted. Iterations read the blocks memory-mapped from the
         executors' local store (:mod:`sparkgd.store`), so the RDD is only the fallback for a
         host without them, and stays on disk by default: the data is held in memory once.
+    build : callable, optional
+        ``build(partition, items, columns) -> Block``; :func:`build_block` by default,
+        :func:`sparkgd.arrow.build_block_from_batches` for a DataFrame's Arrow batches.
     """
 
     def __init__(self, data: RDD, storage_level: StorageLevel = StorageLevel.DISK_ONLY,
-                 columns: tuple[str, str, str] = _ROLES, moments: bool = False) -> None:
+                 columns: tuple[str, str, str] = _ROLES, moments: bool = False,
+                 build: Callable[[int, Iterable[Any], tuple[str, str, str]], Block] | None = None) -> None:
         from sparkgd import store
 
-        self.source = data
         self.columns = columns
         self.store_id = store.new_store_id()
-        self.rdd: RDD = data.mapPartitionsWithIndex(
-            functools.partial(_blocks_of, columns=columns, store_id=self.store_id)).persist(storage_level)
+        self.rdd: RDD = data.mapPartitionsWithIndex(functools.partial(
+            _blocks_of, columns=columns, store_id=self.store_id, build=build or build_block)).persist(storage_level)
         self.num_partitions = self.rdd.getNumPartitions()
         self.summaries: list[BlockSummary] = sorted(
             self.rdd.map(functools.partial(summarize, moments=moments)).collect(), key=lambda s: s.partition)
@@ -280,8 +289,8 @@ class BlockedData:
 
 
 def _blocks_of(partition: int, rows: Iterator[Any], columns: tuple[str, str, str] = _ROLES,
-               store_id: str | None = None) -> Iterator[Block]:
-    block = build_block(partition, rows, columns)
+               store_id: str | None = None, build: Callable[..., Block] = build_block) -> Iterator[Block]:
+    block = build(partition, rows, columns)
     if store_id is not None:
         from sparkgd import store
 

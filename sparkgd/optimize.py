@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple, Sequence
@@ -26,6 +27,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import numpy as np
 from pyspark import RDD
 
+from sparkgd.aggregation import IteratedAggregation
 from sparkgd.blocks import Block, BlockedData
 from sparkgd.errors import SGDDivergenceError
 from sparkgd.gradients import Gradient
@@ -89,19 +91,19 @@ def block_sums(block: Block, weights: np.ndarray, gradient: Gradient, fraction: 
     return g, float(loss.sum()), len(y), float(len(y) if sw is None else sw.sum())
 
 
-def _seq_op(acc, block, *, bc, **kw):
-    sums = block_sums(block, bc.value, **kw)
+def _seq_op(acc, block, *, weights, **kw):
+    sums = block_sums(block, weights, **kw)
     return _comb_op(acc, None if sums is None else (*sums, ()))
 
 
-def _stored_seq_op(acc, partition, *, bc, store_id, **kw):
+def _stored_seq_op(acc, partition, *, store_id, **kw):
     """Like ``_seq_op`` on the block stored on this host; a missing block is reported."""
     from sparkgd import store
 
     block = store.get(store_id, partition)
     if block is None:
         return _comb_op(acc, (None, 0.0, 0, 0.0, (partition,)))
-    return _seq_op(acc, block, bc=bc, **kw)
+    return _seq_op(acc, block, **kw)
 
 
 def _comb_op(a, b):
@@ -114,13 +116,12 @@ def _comb_op(a, b):
     return g, a[1] + b[1], a[2] + b[2], a[3] + b[3], a[4] + b[4]
 
 
-def _aggregate(blocks: BlockedData, index: RDD, bc, seed: int, depth: int, kw: dict):
+def _iteration_sums(blocks: BlockedData, job: IteratedAggregation, weights: np.ndarray, seed: int, kw: dict):
     """One iteration's ``(gradient sum, loss sum, rows, weight sum)``, or ``None`` if nothing sampled."""
-    seq = functools.partial(_stored_seq_op, bc=bc, store_id=blocks.store_id, seed=seed, **kw)
-    sums = index.treeAggregate(None, seq, _comb_op, depth)
+    sums = job(weights, seed)
     if sums is not None and sums[4]:
         # blocks not stored on the executing host: compute them from the cached block RDD
-        fallback = functools.partial(_seq_op, bc=bc, seed=seed, **kw)
+        fallback = functools.partial(_seq_op, weights=weights, seed=seed, **kw)
         parts = blocks.rdd.context.runJob(
             blocks.rdd, lambda it: [functools.reduce(fallback, it, None)], partitions=sorted(set(sums[4])))
         sums = functools.reduce(_comb_op, parts, (*sums[:4], ()))
@@ -193,46 +194,45 @@ def descend(blocks: BlockedData, gradient: Gradient, updater: Updater, initial_w
         log.warning("the miniBatchFraction is too small: fewer than one row per mini-batch on average")
     if state is None:
         state = SGDState(0, w0, updater.regularization(w0, reg_param, penalized))
-    sc = blocks.rdd.context
-    index = sc.parallelize(range(blocks.num_partitions), blocks.num_partitions).cache()
     kw = dict(gradient=gradient, fraction=float(mini_batch_fraction), fit_intercept=fit_intercept, scale=scale)
+    job = IteratedAggregation(blocks.rdd, blocks.num_partitions,
+                              functools.partial(_stored_seq_op, store_id=blocks.store_id, **kw), _comb_op,
+                              aggregation_depth, key=f"sparkgd.iteration.{uuid.uuid4().hex}")
     w = state.weights
     last_finite = state.loss_history[-1] if state.loss_history else None
-    while not state.converged and state.iteration < num_iterations:
-        t = state.iteration + 1
-        bc = sc.broadcast(w)
-        try:
-            sums = _aggregate(blocks, index, bc, seed + t, aggregation_depth, kw)
-        finally:
-            bc.destroy()
-        state.iteration = t
-        if sums is None:
-            log.warning("iteration %d: the mini-batch sample is empty, skipping the update", t)
-            state.rows_sampled = 0
-        else:
-            g_sum, loss_sum, rows, weight_sum = sums
-            loss = loss_sum / weight_sum + state.reg_val
-            if not math.isfinite(loss):
-                raise SGDDivergenceError(t, last_finite, "loss")
-            if not np.isfinite(g_sum).all():
-                raise SGDDivergenceError(t, last_finite, "gradient")
-            state.loss_history.append(loss)
-            last_finite = loss
-            new_w, state.reg_val = updater.compute(w, g_sum / weight_sum, schedule(t), reg_param, penalized)
-            if not np.isfinite(new_w).all():
-                raise SGDDivergenceError(t, last_finite, "weight vector")
-            if state.previous_weights is not None:
-                with np.errstate(over="ignore"):
-                    diff = np.linalg.norm(new_w - w)
-                    state.converged = bool(diff < convergence_tol * max(np.linalg.norm(new_w), 1.0))
-            state.previous_weights = w
-            w = state.weights = new_w
-            state.rows_sampled = rows
-        if checkpointer is not None:
-            checkpointer(state, final=state.iteration == num_iterations)
-        if callback is not None:
-            callback(state)
-    index.unpersist()
+    try:
+        while not state.converged and state.iteration < num_iterations:
+            t = state.iteration + 1
+            sums = _iteration_sums(blocks, job, w, seed + t, kw)
+            state.iteration = t
+            if sums is None:
+                log.warning("iteration %d: the mini-batch sample is empty, skipping the update", t)
+                state.rows_sampled = 0
+            else:
+                g_sum, loss_sum, rows, weight_sum = sums
+                loss = loss_sum / weight_sum + state.reg_val
+                if not math.isfinite(loss):
+                    raise SGDDivergenceError(t, last_finite, "loss")
+                if not np.isfinite(g_sum).all():
+                    raise SGDDivergenceError(t, last_finite, "gradient")
+                state.loss_history.append(loss)
+                last_finite = loss
+                new_w, state.reg_val = updater.compute(w, g_sum / weight_sum, schedule(t), reg_param, penalized)
+                if not np.isfinite(new_w).all():
+                    raise SGDDivergenceError(t, last_finite, "weight vector")
+                if state.previous_weights is not None:
+                    with np.errstate(over="ignore"):
+                        diff = np.linalg.norm(new_w - w)
+                        state.converged = bool(diff < convergence_tol * max(np.linalg.norm(new_w), 1.0))
+                state.previous_weights = w
+                w = state.weights = new_w
+                state.rows_sampled = rows
+            if checkpointer is not None:
+                checkpointer(state, final=state.iteration == num_iterations)
+            if callback is not None:
+                callback(state)
+    finally:
+        job.close()
     return SGDResult(w, list(state.loss_history), state.iteration)
 
 

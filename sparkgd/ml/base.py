@@ -11,6 +11,7 @@ whenever their objectives agree.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import uuid
@@ -30,6 +31,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DoubleType, NumericType, StructField, StructType
 
+from sparkgd.arrow import build_block_from_batches, record_batches
 from sparkgd.blocks import BlockedData, feature_std
 from sparkgd.gradients import Gradient
 from sparkgd.optimize import descend
@@ -69,7 +71,9 @@ class _SGDEstimator:
             check_column(dataset, wcol, "weightCol", "numeric")
             cols.append(F.col(wcol).cast("double"))
         names = (f"column {label!r}", f"column {feats!r}", f"column {wcol!r}" if wcol else "weight")
-        blocks = BlockedData(dataset.select(*cols).rdd, columns=names, moments=self.getStandardization())
+        batches, schema = record_batches(dataset.select(*cols))
+        blocks = BlockedData(batches, columns=names, moments=self.getStandardization(),
+                             build=functools.partial(build_block_from_batches, schema=schema))
         try:
             d = blocks.num_features
             if d is None:

@@ -16,7 +16,8 @@ from sparkgd import (
     SquaredL2Updater,
     run_minibatch_sgd,
 )
-from sparkgd.optimize import _comb_op, _seq_op
+from sparkgd.aggregation import IteratedAggregation, decode, encode
+from sparkgd.optimize import _comb_op, _stored_seq_op
 from tests.reference import reference_sgd
 from tests.spark.data import make_problem, partitioned, parts_of
 
@@ -81,17 +82,23 @@ def test_convergence_tol_stops_early(regression):
     assert tight.num_iterations == loose.num_iterations + 5
 
 
-def test_task_closure_stays_small_because_weights_are_broadcast(sc):
+def test_task_function_is_shipped_once_and_stays_small(sc):
+    # the weights travel as a local property of each iteration's job, not in the pickled function
     d = 200_000
-    bc = sc.broadcast(np.ones(d))
+    fold = functools.partial(_stored_seq_op, store_id="s", gradient=LeastSquaresGradient(), fraction=0.1,
+                             fit_intercept=False, scale=None)
+    job = IteratedAggregation(sc.parallelize([], 1), 2, fold, _comb_op, 2, key="sparkgd.test")
     try:
-        seq = functools.partial(_seq_op, bc=bc, seed=43, gradient=LeastSquaresGradient(), fraction=0.1,
-                                fit_intercept=False, scale=None)
-        size = len(CloudPickleSerializer().dumps((None, seq, _comb_op)))
+        size = len(CloudPickleSerializer().dumps(job._partials.func))
+        # no block is stored under "s": each task decodes the property and reports its partition missing
+        assert job(np.ones(d), 43) == (None, 0.0, 0, 0.0, (0, 1))
+        assert job(np.ones(d), 44) == (None, 0.0, 0, 0.0, (0, 1))
     finally:
-        sc._pickled_broadcast_vars.clear()  # pickling registered it for the next job
-        bc.destroy()
-    assert size < 4096, f"closure of {size} bytes for {d} weights"
+        job.close()
+    assert size < 4096, f"function of {size} bytes"
+    w = np.random.default_rng(0).normal(size=d)
+    seed, back = decode(encode(2**40 + 3, w))
+    assert seed == 2**40 + 3 and back.tobytes() == w.tobytes()
 
 
 def test_results_are_deterministic_and_seeded(classification):

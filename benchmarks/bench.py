@@ -146,15 +146,20 @@ def dense_workload(spark, n, d, partitions, fractions, k, rows_out):
     from sparkgd.rdd import LinearRegressionWithSGD
 
     sc = spark.sparkContext
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((n, d))
-    w_true = rng.uniform(-1, 1, d)
-    y = x @ w_true + 0.1 * rng.standard_normal(n)
-    chunks = np.array_split(np.arange(n), partitions)
+    w_true = np.random.default_rng(0).uniform(-1, 1, d)
+    sizes = [len(c) for c in np.array_split(np.arange(n), partitions)]
+
+    def chunk(p):  # partition p's rows, generated where they are needed (no data in the closure)
+        rng = np.random.default_rng([0, p])
+        xp = rng.standard_normal((sizes[p], d))
+        return xp, xp @ w_true + 0.1 * rng.standard_normal(sizes[p])
 
     def rows(p, _):
-        for i in chunks[p]:
-            yield LabeledPoint(float(y[i]), x[i])
+        xp, yp = chunk(p)
+        for xi, yi in zip(xp, yp):
+            yield LabeledPoint(float(yi), xi)
+
+    x, y = (np.concatenate(a) for a in zip(*(chunk(p) for p in range(partitions))))
 
     rdd = sc.parallelize(range(partitions), partitions).mapPartitionsWithIndex(rows).cache()
     rdd.count()

@@ -1,6 +1,6 @@
 """The distributed mini-batch SGD loop, MLlib's ``GradientDescent.runMiniBatchSGD``.
 
-For ``t = 1 .. T``: broadcast ``w``; sample ``miniBatchFraction`` of every partition exactly
+For ``t = 1 .. T``: send ``w`` to the executors; sample ``miniBatchFraction`` of every partition exactly
 as the JVM's ``RDD.sample(False, fraction, seed + t)`` would; ``treeAggregate`` the sums of
 gradients and losses and the row count; then on the driver, if any row was sampled,
 

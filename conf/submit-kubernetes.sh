@@ -12,5 +12,6 @@ spark-submit \
   --conf spark.kubernetes.authenticate.driver.serviceAccountName=spark \
   --conf spark.executor.instances=4 \
   --conf spark.kubernetes.pyspark.pythonVersion=3 \
+  --conf spark.python.unix.domain.socket.enabled=true \
   local:///opt/sparkgd/jobs/train_linear.py --config /opt/sparkgd/conf/train_linear.toml "$@"
 # --output must be a volume mounted in the driver pod (spark.kubernetes.driver.volumes.*).

@@ -13,6 +13,7 @@ spark-submit \
   --conf spark.executor.memory=2g \
   --conf spark.executor.cores=2 \
   --conf spark.authenticate=true \
+  --conf spark.python.unix.domain.socket.enabled=true \
   jobs/train_linear.py --config conf/train_linear.toml "$@"
 # The shared secret goes in $SPARK_CONF_DIR/spark-defaults.conf (mode 600) as
 #   spark.authenticate.secret <secret>

@@ -13,6 +13,7 @@ spark-submit \
   --conf spark.yarn.appMasterEnv.PYSPARK_PYTHON=python3 \
   --conf spark.executorEnv.PYSPARK_PYTHON=python3 \
   --num-executors 4 --executor-cores 2 --executor-memory 4g \
+  --conf spark.python.unix.domain.socket.enabled=true \
   jobs/train_linear.py --config conf/train_linear.toml "$@"
 # Executors need numpy and scipy: install them on the nodes, or ship a packed environment with
 #   --archives venv.tar.gz#venv  and  --conf spark.executorEnv.PYSPARK_PYTHON=./venv/bin/python

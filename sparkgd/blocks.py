@@ -236,6 +236,7 @@ class BlockedData:
         self.store_id = store.new_store_id()
         self.rdd: RDD = data.mapPartitionsWithIndex(functools.partial(
             _blocks_of, columns=columns, store_id=self.store_id, build=build or build_block)).persist(storage_level)
+        self.rdd.prev = None  # unused by pyspark; without it a kept block RDD would keep its input alive
         self.num_partitions = self.rdd.getNumPartitions()
         self.summaries: list[BlockSummary] = sorted(
             self.rdd.map(functools.partial(summarize, moments=moments)).collect(), key=lambda s: s.partition)

@@ -16,6 +16,7 @@ with ``eta_t = stepSize / sqrt(t)`` by default. Training stops early once
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -245,7 +246,8 @@ def run_minibatch_sgd(data: RDD | BlockedData, gradient: Gradient, updater: Upda
     Parameters
     ----------
     data : RDD or BlockedData
-        Rows ``(label, features)`` or ``LabeledPoint``; converted once into cached blocks.
+        Rows ``(label, features)`` or ``LabeledPoint``, converted into blocks; the blocks of a
+        cached RDD are kept for the next call on it (:mod:`sparkgd.reuse`).
     gradient : Gradient
         Per-row loss, e.g. :class:`~sparkgd.gradients.LeastSquaresGradient`.
     updater : Updater
@@ -273,16 +275,15 @@ def run_minibatch_sgd(data: RDD | BlockedData, gradient: Gradient, updater: Upda
         ``(weights, loss_history, num_iterations)``; the history holds one entry per update.
     """
     _check_params(num_iterations, step_size, reg_param, mini_batch_fraction, convergence_tol, aggregation_depth)
-    blocks = data if isinstance(data, BlockedData) else BlockedData(data)
-    try:
+    from sparkgd.reuse import blocks_for
+
+    given = contextlib.nullcontext(data) if isinstance(data, BlockedData) else None
+    with given or blocks_for(data, lambda: BlockedData(data)) as blocks:
         d = blocks.num_features
         w0 = np.zeros(d or 0) if initial_weights is None else _as_weights(initial_weights, d, "initial_weights")
         return descend(blocks, gradient, updater, w0, step_size=step_size, num_iterations=num_iterations,
                        reg_param=reg_param, mini_batch_fraction=mini_batch_fraction,
                        convergence_tol=convergence_tol, seed=seed, aggregation_depth=aggregation_depth)
-    finally:
-        if blocks is not data:
-            blocks.unpersist()
 
 
 def _as_weights(values: Any, size: int | None, name: str) -> np.ndarray:

@@ -35,6 +35,7 @@ from sparkgd import persistence
 from sparkgd.blocks import BlockedData
 from sparkgd.gradients import Gradient, HingeGradient, LeastSquaresGradient, LogisticGradient
 from sparkgd.optimize import _as_weights, _check_params, descend
+from sparkgd.reuse import blocks_for
 from sparkgd.updaters import L1Updater, SquaredL2Updater, get_updater
 
 _NAMES = {"iterations": "iterations", "step": "step", "regParam": "regParam",
@@ -211,8 +212,7 @@ def _train(model_class: type[LinearModel], data: RDD, gradient: Gradient, update
     updater = updater_reg_type if not isinstance(updater_reg_type, (str, type(None))) else get_updater(updater_reg_type)
     if not isinstance(data, RDD):
         raise TypeError(f"data must be an RDD of LabeledPoint or (label, features), got {type(data).__name__}")
-    blocks = BlockedData(data)
-    try:
+    with blocks_for(data, lambda: BlockedData(data)) as blocks:
         d = blocks.num_features
         if binary and validateData:
             blocks.check_binary_labels()
@@ -226,8 +226,6 @@ def _train(model_class: type[LinearModel], data: RDD, gradient: Gradient, update
                          reg_param=float(regParam), mini_batch_fraction=float(miniBatchFraction),
                          convergence_tol=float(convergenceTol), fit_intercept=bool(intercept), callback=callback,
                          checkpoint_dir=checkpointDir, checkpoint_interval=checkpointInterval, resume=resume)
-    finally:
-        blocks.unpersist()
     w = result.weights
     coef, b = (w[:-1], w[-1]) if intercept else (w, 0.0)
     return model_class(coef, b, result.loss_history, result.num_iterations)

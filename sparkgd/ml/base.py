@@ -35,6 +35,7 @@ from sparkgd.arrow import build_block_from_batches, record_batches
 from sparkgd.blocks import BlockedData, feature_std
 from sparkgd.gradients import Gradient
 from sparkgd.optimize import descend
+from sparkgd.reuse import blocks_for
 from sparkgd.updaters import ElasticNetUpdater
 
 FORMAT_VERSION = 1
@@ -71,10 +72,14 @@ class _SGDEstimator:
             check_column(dataset, wcol, "weightCol", "numeric")
             cols.append(F.col(wcol).cast("double"))
         names = (f"column {label!r}", f"column {feats!r}", f"column {wcol!r}" if wcol else "weight")
-        batches, schema = record_batches(dataset.select(*cols))
-        blocks = BlockedData(batches, columns=names, moments=self.getStandardization(),
-                             build=functools.partial(build_block_from_batches, schema=schema))
-        try:
+        moments = self.getStandardization()
+
+        def build() -> BlockedData:
+            batches, schema = record_batches(dataset.select(*cols))
+            return BlockedData(batches, columns=names, moments=moments,
+                               build=functools.partial(build_block_from_batches, schema=schema))
+
+        with blocks_for(dataset, build, (label, feats, wcol, moments)) as blocks:
             d = blocks.num_features
             if d is None:
                 raise ValueError("the training DataFrame has no rows")
@@ -99,8 +104,6 @@ class _SGDEstimator:
                 scale=scale, penalized=penalized, callback=getattr(self, "_callback", None),
                 checkpoint_dir=self.getOrDefault(self.checkpointDir) if self.isDefined(self.checkpointDir) else None,
                 checkpoint_interval=self.getCheckpointInterval(), resume=self.getOrDefault(self.resume))
-        finally:
-            blocks.unpersist()
         w = result.weights
         coef = w[:d] if scale is None else w[:d] * scale
         model = self._model_class(coefficients=DenseVector(coef), intercept=float(w[d]) if fit_intercept else 0.0)

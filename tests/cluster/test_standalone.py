@@ -36,6 +36,7 @@ def cluster(tmp_path):
 def test_cluster_model_equals_local_model_even_when_a_worker_dies(spark, cluster, tmp_path):
     out = tmp_path / "cluster-out"
     proc = cluster.submit(["--py-files", str(package_zip(tmp_path / "sparkgd.zip")),
+                           "--conf", "spark.python.unix.domain.socket.enabled=true",  # as conf/submit-*.sh
                            str(ROOT / "jobs" / "train_linear.py"), *ARGS, "--output", str(out)])
     lines, killed = [], False
     deadline = time.time() + 300

@@ -19,9 +19,15 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 import scipy.sparse as sp
 from pyspark import RDD, StorageLevel
+from pyspark.accumulators import AccumulatorParam
+from pyspark.ml.linalg import DenseVector as MLDenseVector
+from pyspark.mllib.linalg import DenseVector as MLlibDenseVector
+from pyspark.mllib.regression import LabeledPoint
 
 _MAX_BAD_LABELS = 10
 _ROLES = ("label", "features", "weight")
+_DENSE_VECTORS = (MLlibDenseVector, MLDenseVector)
+_LABELED_POINTS = (LabeledPoint,)
 
 
 @dataclass
@@ -59,6 +65,8 @@ class BlockSummary:
 
 def _vector_parts(v: Any) -> tuple[int, np.ndarray | None, np.ndarray | None]:
     """``(size, dense values, None)`` or ``(size, indices, values)`` for a sparse vector."""
+    if type(v) in _DENSE_VECTORS:  # the common case first: no attribute probing
+        return len(v.array), v.array, None
     if hasattr(v, "indices") and hasattr(v, "values") and hasattr(v, "size"):
         return int(v.size), np.asarray(v.indices, dtype=np.int64), np.asarray(v.values, dtype=np.float64)
     if sp.issparse(v):
@@ -73,6 +81,8 @@ def _vector_parts(v: Any) -> tuple[int, np.ndarray | None, np.ndarray | None]:
 
 
 def _split_row(row: Any) -> tuple[Any, Any, Any]:
+    if type(row) in _LABELED_POINTS:
+        return row.label, row.features, None
     if hasattr(row, "label") and hasattr(row, "features") and not isinstance(row, tuple):
         return row.label, row.features, None
     if isinstance(row, (tuple, list)) and len(row) in (2, 3):
@@ -103,7 +113,7 @@ def build_block(partition: int, rows: Iterable[Any], columns: tuple[str, str, st
             if weight is None and isinstance(row, tuple) and len(row) == 3:
                 raise ValueError(f"{columns[2]} is null")
             n, a, b = _vector_parts(feats)
-            if not isinstance(label, numbers.Real):
+            if type(label) is not float and not isinstance(label, numbers.Real):
                 raise ValueError(f"{columns[0]} must be a number, got {label!r}")
         except (ValueError, TypeError) as e:
             return bad_block(partition, f"partition {partition}, row {j}: {e}")
@@ -234,12 +244,20 @@ class BlockedData:
 
         self.columns = columns
         self.store_id = store.new_store_id()
+        found = data.context.accumulator([], _Collect())
         self.rdd: RDD = data.mapPartitionsWithIndex(functools.partial(
-            _blocks_of, columns=columns, store_id=self.store_id, build=build or build_block)).persist(storage_level)
+            _blocks_of, columns=columns, store_id=self.store_id, build=build or build_block, summaries=found,
+            moments=moments)).persist(storage_level)
         self.rdd.prev = None  # unused by pyspark; without it a kept block RDD would keep its input alive
         self.num_partitions = self.rdd.getNumPartitions()
-        self.summaries: list[BlockSummary] = sorted(
-            self.rdd.map(functools.partial(summarize, moments=moments)).collect(), key=lambda s: s.partition)
+        # A JVM-side count builds and persists the blocks; the summaries come back as an
+        # accumulator, so the blocks do not cross to Python a second time to be summarized.
+        self.rdd._jrdd.count()
+        by_partition = {s.partition: s for s in found.value}
+        if len(by_partition) != self.num_partitions:  # not expected: then summarize the persisted blocks
+            again = self.rdd.map(functools.partial(summarize, moments=moments)).collect()
+            by_partition = {s.partition: s for s in again}
+        self.summaries: list[BlockSummary] = [by_partition[p] for p in sorted(by_partition)]
 
     @property
     def count(self) -> int:
@@ -289,9 +307,23 @@ class BlockedData:
         store.drop(self.store_id)
 
 
+class _Collect(AccumulatorParam):
+    """An accumulator that gathers lists."""
+
+    def zero(self, value: list) -> list:
+        return []
+
+    def addInPlace(self, a: list, b: list) -> list:
+        a.extend(b)
+        return a
+
+
 def _blocks_of(partition: int, rows: Iterator[Any], columns: tuple[str, str, str] = _ROLES,
-               store_id: str | None = None, build: Callable[..., Block] = build_block) -> Iterator[Block]:
+               store_id: str | None = None, build: Callable[..., Block] = build_block,
+               summaries: Any = None, moments: bool = False) -> Iterator[Block]:
     block = build(partition, rows, columns)
+    if summaries is not None:
+        summaries.add([summarize(block, moments)])
     if store_id is not None:
         from sparkgd import store
 

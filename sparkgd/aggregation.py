@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import json
 import logging
 import math
 from typing import Any, Callable, Iterable, Iterator
@@ -31,15 +30,15 @@ UDS = "spark.python.unix.domain.socket.enabled"  # executors reach their Python 
 
 
 def encode(seed: int, weights: np.ndarray) -> str:
-    """The local property value for one iteration."""
+    """The local property value for one iteration: ``"<seed> <base64 of the little-endian float64s>"``."""
     w = np.ascontiguousarray(weights, dtype="<f8")
-    return json.dumps({"seed": int(seed), "w": base64.b64encode(w.tobytes()).decode("ascii")})
+    return f"{int(seed)} {base64.b64encode(w.data).decode('ascii')}"
 
 
 def decode(value: str) -> tuple[int, np.ndarray]:
     """Inverse of :func:`encode`."""
-    d = json.loads(value)
-    return d["seed"], np.frombuffer(base64.b64decode(d["w"]), dtype="<f8")
+    seed, w = value.split(" ", 1)
+    return int(seed), np.frombuffer(base64.b64decode(w), dtype="<f8")
 
 
 def _partition_sums(index: Iterable[int], *, key: str, fold: Callable[..., Any]) -> Iterator[Any]:

@@ -101,6 +101,23 @@ def test_task_function_is_shipped_once_and_stays_small(sc):
     assert seed == 2**40 + 3 and back.tobytes() == w.tobytes()
 
 
+def test_many_partitions_combine_through_tree_levels_like_tree_aggregate(sc):
+    from sparkgd.aggregation import _levels
+
+    assert _levels(2, 2) == [] and _levels(9, 2) == [3]  # pyspark's treeAggregate shuffles at 9, depth 2
+
+    def fold(acc, partition, *, weights, seed):
+        return (acc or 0.0) + weights[partition] * seed
+
+    job = IteratedAggregation(sc.parallelize([], 1), 9, fold, lambda a, b: b if a is None else a + b, 2,
+                              key="sparkgd.test.tree")
+    try:
+        w = np.arange(1.0, 10.0)
+        assert job(w, 3) == 3 * w.sum() and job(w, 5) == 5 * w.sum()
+    finally:
+        job.close()
+
+
 def test_results_are_deterministic_and_seeded(classification):
     _, _, rdd = classification
     kw = dict(step_size=1.0, num_iterations=10, mini_batch_fraction=0.2, convergence_tol=0.0)

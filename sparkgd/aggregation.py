@@ -23,7 +23,7 @@ import math
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
-from pyspark import RDD, TaskContext
+from pyspark import RDD, SparkContext, TaskContext
 
 log = logging.getLogger("sparkgd")
 UDS = "spark.python.unix.domain.socket.enabled"  # executors reach their Python workers by Unix sockets
@@ -73,8 +73,8 @@ class IteratedAggregation:
 
     Parameters
     ----------
-    rdd : RDD
-        Any RDD of the Spark context; only its context is used.
+    sc : SparkContext
+        The context the jobs run in.
     num_partitions : int
         One task per partition; task ``p`` folds the partition index ``p``.
     fold : callable
@@ -87,14 +87,14 @@ class IteratedAggregation:
         The local property name (unique per loop).
     """
 
-    def __init__(self, rdd: RDD, num_partitions: int, fold: Callable[..., Any], comb: Callable[[Any, Any], Any],
-                 depth: int, key: str) -> None:
-        self._sc = rdd.context
+    def __init__(self, sc: SparkContext, num_partitions: int, fold: Callable[..., Any],
+                 comb: Callable[[Any, Any], Any], depth: int, key: str) -> None:
+        self._sc = sc
         if self._sc.getConf().get(UDS, "false").lower() != "true":
-            log.info("%s=true at session start cuts about 40 ms from every iteration (README, Performance)", UDS)
+            log.info("%s=true at session start cuts about 40 ms from every iteration (README: Settings for speed)",
+                     UDS)
         self._key = key
         self._comb = comb
-        self._depth = depth
         self._index = self._sc.parallelize(range(num_partitions), num_partitions).cache()
         self._partials = self._index.mapPartitions(functools.partial(_partition_sums, key=key, fold=fold))
         self._levels = _levels(num_partitions, depth)

@@ -27,7 +27,6 @@ from pyspark.mllib.regression import LabeledPoint
 _MAX_BAD_LABELS = 10
 _ROLES = ("label", "features", "weight")
 _DENSE_VECTORS = (MLlibDenseVector, MLDenseVector)
-_LABELED_POINTS = (LabeledPoint,)
 
 
 @dataclass
@@ -81,7 +80,7 @@ def _vector_parts(v: Any) -> tuple[int, np.ndarray | None, np.ndarray | None]:
 
 
 def _split_row(row: Any) -> tuple[Any, Any, Any]:
-    if type(row) in _LABELED_POINTS:
+    if type(row) is LabeledPoint:  # the common case first: no attribute probing
         return row.label, row.features, None
     if hasattr(row, "label") and hasattr(row, "features") and not isinstance(row, tuple):
         return row.label, row.features, None

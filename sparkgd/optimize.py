@@ -196,7 +196,7 @@ def descend(blocks: BlockedData, gradient: Gradient, updater: Updater, initial_w
     if state is None:
         state = SGDState(0, w0, updater.regularization(w0, reg_param, penalized))
     kw = dict(gradient=gradient, fraction=float(mini_batch_fraction), fit_intercept=fit_intercept, scale=scale)
-    job = IteratedAggregation(blocks.rdd, blocks.num_partitions,
+    job = IteratedAggregation(blocks.rdd.context, blocks.num_partitions,
                               functools.partial(_stored_seq_op, store_id=blocks.store_id, **kw), _comb_op,
                               aggregation_depth, key=f"sparkgd.iteration.{uuid.uuid4().hex}")
     w = state.weights

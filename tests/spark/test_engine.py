@@ -87,7 +87,7 @@ def test_task_function_is_shipped_once_and_stays_small(sc):
     d = 200_000
     fold = functools.partial(_stored_seq_op, store_id="s", gradient=LeastSquaresGradient(), fraction=0.1,
                              fit_intercept=False, scale=None)
-    job = IteratedAggregation(sc.parallelize([], 1), 2, fold, _comb_op, 2, key="sparkgd.test")
+    job = IteratedAggregation(sc, 2, fold, _comb_op, 2, key="sparkgd.test")
     try:
         size = len(CloudPickleSerializer().dumps(job._partials.func))
         # no block is stored under "s": each task decodes the property and reports its partition missing
@@ -109,7 +109,7 @@ def test_many_partitions_combine_through_tree_levels_like_tree_aggregate(sc):
     def fold(acc, partition, *, weights, seed):
         return (acc or 0.0) + weights[partition] * seed
 
-    job = IteratedAggregation(sc.parallelize([], 1), 9, fold, lambda a, b: b if a is None else a + b, 2,
+    job = IteratedAggregation(sc, 9, fold, lambda a, b: b if a is None else a + b, 2,
                               key="sparkgd.test.tree")
     try:
         w = np.arange(1.0, 10.0)

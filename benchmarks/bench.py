@@ -4,19 +4,23 @@ Systems: pyspark.mllib's JVM SGD trainer, sparkgd's RDD and DataFrame APIs, Spar
 trainer, scikit-learn's SGD on one process, a plain numpy mini-batch loop on one process (the
 floor without Spark), and an empty 2-task Python job (Spark's fixed cost per iteration).
 
-Per-iteration seconds, for MLlib and sparkgd alike: the median time between the submissions
-of consecutive iterations' Spark stages (Spark's status tracker). For Spark ML's L-BFGS (several
-jobs per iteration): ``(T(k + 1) - T(1)) / k`` from two end-to-end runs after a warm-up. Setup
-is the end-to-end time minus the iterations. "First call" is the cold end-to-end time of the
-first (1-iteration) call on the cached input; sparkgd builds its blocks then and later calls on
-the same input reuse them. Ratios are to MLlib from the same run. Output: a markdown table and a
-JSON file.
+Per-iteration seconds: for MLlib, the median time between the submissions of consecutive
+iterations' Spark stages (Spark's status tracker); for sparkgd, whose resident tasks serve all
+iterations in one job, the median time between consecutive iterations' ends on the driver (the
+``iteration t done`` records of the ``sparkgd`` logger). Both are the period of the loop,
+driver update included. For Spark ML's L-BFGS (several jobs per iteration):
+``(T(k + 1) - T(1)) / k`` from two end-to-end runs after a warm-up. Setup is the end-to-end
+time minus the iterations. "sparkgd-rdd, one job per iteration" has resident tasks switched
+off. "First call" is the cold end-to-end time of the first (1-iteration) call on the cached
+input; sparkgd builds its blocks then and later calls on the same input reuse them. Ratios
+are to MLlib from the same run. Output: a markdown table and a JSON file.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import statistics
 import sys
@@ -45,6 +49,18 @@ def logistic_loss(x, y, w, b=0.0):
     return float(np.mean(np.logaddexp(0.0, m) - y * m))
 
 
+class IterationEnds(logging.Handler):
+    """Driver times of sparkgd's ``iteration t done`` debug records."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.times = []
+
+    def emit(self, record):
+        if record.msg == "iteration %d done":
+            self.times.append(record.created)
+
+
 def spark_trainer(sc, train, k, marker=None):
     """End-to-end runs -> (seconds per iteration, setup, total, model, first call).
 
@@ -53,8 +69,9 @@ def spark_trainer(sc, train, k, marker=None):
 
     With ``marker`` (a text in the name of the stage each iteration runs), seconds per iteration
     are the median time between the submissions of consecutive iterations' stages, read from
-    Spark's status tracker; the same measure for every system. Without it (Spark ML's L-BFGS,
-    several jobs per iteration), ``(T(k + 1) - T(1)) / k``.
+    Spark's status tracker; with ``marker=SPARKGD_ITERATION``, between the ends of consecutive
+    iterations on the driver. Without it (Spark ML's L-BFGS, several jobs per iteration),
+    ``(T(k + 1) - T(1)) / k``.
     """
     from sparkgd import reuse
 
@@ -63,11 +80,21 @@ def spark_trainer(sc, train, k, marker=None):
     t1, _ = timed(lambda: train(1))
     group = f"bench-{time.perf_counter_ns()}"
     sc.setJobGroup(group, group)
+    ends = IterationEnds()
+    log = logging.getLogger("sparkgd")
+    level = log.level
+    log.addHandler(ends)
+    log.setLevel(logging.DEBUG)
     try:
         tk, model = timed(lambda: train(k + 1))
     finally:
         sc._jsc.clearJobGroup()
-    per = iteration_seconds(sc, group, marker) if marker else None
+        log.removeHandler(ends)
+        log.setLevel(level)
+    if marker == SPARKGD_ITERATION:
+        per = float(np.median(np.diff(ends.times))) if len(ends.times) > 2 else None
+    else:
+        per = iteration_seconds(sc, group, marker) if marker else None
     if per is None:
         per = max((tk - t1) / k, 0.0)
     return per, max(tk - per * (k + 1), 0.0), tk, model, first
@@ -87,7 +114,22 @@ def iteration_seconds(sc, group, marker):
 
 
 MLLIB_ITERATION = "GradientDescent.scala"  # MLlib's treeAggregate in runMiniBatchSGD
-SPARKGD_ITERATION = "sparkgd iteration"  # the call site sparkgd.aggregation gives its jobs
+SPARKGD_ITERATION = "sparkgd iteration"  # timed by the driver's log records (IterationEnds)
+
+
+def per_job(train):
+    """``train`` with sparkgd's resident tasks switched off: one Spark job per iteration."""
+    from pyspark.sql import SparkSession
+
+    def run(it):
+        conf = SparkSession.getActiveSession().conf
+        conf.set("spark.sparkgd.residentTasks", "false")
+        try:
+            return train(it)
+        finally:
+            conf.unset("spark.sparkgd.residentTasks")
+
+    return run
 
 
 def empty_job(sc, partitions, k):
@@ -185,6 +227,9 @@ def dense_workload(spark, n, d, partitions, fractions, k, rows_out, kind="dense"
             rdd, iterations=it, step=step, miniBatchFraction=f, convergenceTol=0.0), k, MLLIB_ITERATION)
         results["sparkgd-rdd"] = spark_trainer(sc, lambda it, f=f: LinearRegressionWithSGD.train(
             rdd, iterations=it, step=step, miniBatchFraction=f, convergenceTol=0.0), k, SPARKGD_ITERATION)
+        results["sparkgd-rdd, one job per iteration"] = spark_trainer(sc, per_job(
+            lambda it, f=f: LinearRegressionWithSGD.train(rdd, iterations=it, step=step, miniBatchFraction=f,
+                                                          convergenceTol=0.0)), k, SPARKGD_ITERATION)
         results["sparkgd-df"] = spark_trainer(sc, lambda it, f=f: SGDLinearRegression(
             maxIter=it, stepSize=step, miniBatchFraction=f, tol=0.0, fitIntercept=False,
             standardization=False).fit(df), k, SPARKGD_ITERATION)
@@ -237,9 +282,14 @@ def sparse_workload(spark, n, d, nnz, partitions, fraction, k, rows_out):
     csr = sp.csr_matrix((vals.ravel(), cols.ravel(), np.arange(0, n * nnz + 1, nnz)), shape=(n, d))
     kw = dict(step=1.0, miniBatchFraction=fraction, regParam=0.0, regType=None, convergenceTol=0.0)
     for name, trainer, marker in [("mllib", MLlibLogistic, MLLIB_ITERATION),
-                                  ("sparkgd-rdd", LogisticRegressionWithSGD, SPARKGD_ITERATION)]:
+                                  ("sparkgd-rdd", LogisticRegressionWithSGD, SPARKGD_ITERATION),
+                                  ("sparkgd-rdd, one job per iteration", LogisticRegressionWithSGD,
+                                   SPARKGD_ITERATION)]:
+        def train(it, tr=trainer):
+            return tr.train(rdd, iterations=it, **kw)
+
         per, setup, total, model, first = spark_trainer(
-            sc, lambda it, tr=trainer: tr.train(rdd, iterations=it, **kw), k, marker)
+            sc, per_job(train) if "one job" in name else train, k, marker)
         rows_out.append(dict(workload=label, system=name, per_iter=per, setup=setup, total=total, first=first,
                              loss=logistic_loss(csr, y, model.weights.toArray())))
     rows_out.append(dict(workload=label, system="empty Spark job", per_iter=empty_job(sc, partitions, k),

@@ -12,6 +12,11 @@ bytes in base64).
 The partial sums are combined as ``RDD.treeAggregate(zero, seq, comb, depth)`` would: one
 accumulator per partition, then a tree of ``reduceByKey`` levels when there are many
 partitions, then a fold on the driver in partition order.
+
+From the second iteration on, when the cluster has a free slot for every partition, the same
+fold runs in :mod:`sparkgd.resident` tasks instead, which stay up for the whole training call
+and skip the cost of a job per iteration; their partial sums are combined the same way on the
+driver. If they are lost, the iteration in flight and the rest run one job each again.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 from pyspark import RDD, SparkContext, TaskContext
+
+from sparkgd.resident import Lost, ResidentTasks, task_count
 
 log = logging.getLogger("sparkgd")
 UDS = "spark.python.unix.domain.socket.enabled"  # executors reach their Python workers by Unix sockets
@@ -41,15 +48,30 @@ def decode(value: str) -> tuple[int, np.ndarray]:
     return int(seed), np.frombuffer(base64.b64decode(w), dtype="<f8")
 
 
-def _partition_sums(index: Iterable[int], *, key: str, fold: Callable[..., Any]) -> Iterator[Any]:
+def _partition_sums(partition: int, rows: Iterable[Any], *, key: str, fold: Callable[..., Any]) -> Iterator[Any]:
+    for _ in rows:  # none; consumed so that Spark can reuse the Python worker
+        pass
     value = TaskContext.get().getLocalProperty(key)
     if value is None:
         raise RuntimeError(f"the job has no local property {key!r}: it must be run by IteratedAggregation")
     seed, weights = decode(value)
-    acc = None
-    for partition in index:
-        acc = fold(acc, partition, weights=weights, seed=seed)
-    yield acc
+    yield fold(None, partition, weights=weights, seed=seed)
+
+
+def placed_index(sc: SparkContext, num_partitions: int, near: RDD | None = None) -> RDD:
+    """An RDD of ``num_partitions`` empty partitions whose tasks run where ``near``'s cached partitions are.
+
+    Built on the JVM as ``near.randomSampleWithRange(0, 0)``: a narrow ``MapPartitionsRDD`` that
+    keeps no rows and opens, but does not read, the cached partition; Spark schedules its tasks
+    by the parent's cache locations. Without ``near`` (or that internal method), a plain one.
+    """
+    if near is not None:
+        try:
+            jrdd = near._jrdd.rdd().randomSampleWithRange(0.0, 0.0, 0).toJavaRDD()
+            return RDD(jrdd, sc, near._jrdd_deserializer)
+        except Exception:  # an internal Spark API: fall back to no placement
+            log.debug("no placement for the iteration tasks", exc_info=True)
+    return sc.parallelize([], num_partitions)
 
 
 def _levels(num_partitions: int, depth: int) -> list[int]:
@@ -85,23 +107,52 @@ class IteratedAggregation:
         As ``treeAggregate``'s ``depth``.
     key : str
         The local property name (unique per loop).
+    resident : bool
+        ``False`` never runs :mod:`sparkgd.resident` tasks; ``True`` runs them when
+        :func:`sparkgd.resident.task_count` allows.
+    near : RDD, optional
+        A cached RDD with ``num_partitions`` partitions: task ``p`` runs where its partition ``p``
+        is cached (:func:`placed_index`), e.g. next to the block that partition ``p`` folds.
     """
 
     def __init__(self, sc: SparkContext, num_partitions: int, fold: Callable[..., Any],
-                 comb: Callable[[Any, Any], Any], depth: int, key: str) -> None:
+                 comb: Callable[[Any, Any], Any], depth: int, key: str, resident: bool = True,
+                 near: RDD | None = None) -> None:
         self._sc = sc
         if self._sc.getConf().get(UDS, "false").lower() != "true":
             log.info("%s=true at session start cuts about 40 ms from every iteration (README: Settings for speed)",
                      UDS)
         self._key = key
         self._comb = comb
-        self._index = self._sc.parallelize(range(num_partitions), num_partitions).cache()
-        self._partials = self._index.mapPartitions(functools.partial(_partition_sums, key=key, fold=fold))
+        self._index = placed_index(self._sc, num_partitions, near)
+        self._partials = self._index.mapPartitionsWithIndex(functools.partial(_partition_sums, key=key, fold=fold))
         self._levels = _levels(num_partitions, depth)
         self._jvm_partials = None
+        self._fold = fold
+        self._resident_wanted = resident
+        self._resident: ResidentTasks | None = None
+        self._calls = 0
+        self.resident_calls = 0  # iterations the resident tasks served
 
     def __call__(self, weights: np.ndarray, seed: int) -> Any:
         """The combined accumulator of all partitions for these weights and seed."""
+        self._calls += 1
+        if self._calls == 2 and self._resident_wanted:
+            num = self._index.getNumPartitions()
+            tasks = task_count(self._sc, num)
+            try:
+                if tasks:
+                    self._resident = ResidentTasks(self._sc, self._index, tasks, self._fold)
+            except Lost as e:
+                log.info("resident tasks did not start (%s): one job per iteration", e)
+        if self._resident is not None:
+            try:
+                parts = self._resident(weights, seed)
+                self.resident_calls += 1
+                return functools.reduce(self._comb, self._tree(parts), None)
+            except Lost as e:
+                log.warning("resident tasks lost (%s): this and later iterations run one job each", e)
+                self.release(cancel=True)
         self._sc.setLocalProperty(self._key, encode(seed, weights))
         self._sc._jsc.setCallSite(f"sparkgd iteration (seed {seed})")  # the job's name in the Spark UI
         try:
@@ -121,8 +172,21 @@ class IteratedAggregation:
             rdd = rdd.mapPartitionsWithIndex(functools.partial(_keyed, n=n)).reduceByKey(self._comb, n).values()
         return rdd.collect()
 
+    def _tree(self, parts: list[Any]) -> list[Any]:
+        """``parts`` combined through the levels :meth:`_collect_partials` shuffles through."""
+        for n in self._levels:
+            parts = [functools.reduce(self._comb, parts[k::n], None) for k in range(n)]
+        return parts
+
+    def release(self, cancel: bool = False) -> None:
+        """Stop the resident tasks (freeing their cores); later calls run one job each."""
+        self._resident_wanted = False
+        if self._resident is not None:
+            self._resident, tasks = None, self._resident
+            tasks.stop(cancel=cancel)
+
     def close(self) -> None:
-        self._index.unpersist()
+        self.release()
 
 
 def _collect(rdd: RDD, jvm_rdd: Any) -> list[Any]:

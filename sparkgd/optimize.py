@@ -122,6 +122,7 @@ def _iteration_sums(blocks: BlockedData, job: IteratedAggregation, weights: np.n
     sums = job(weights, seed)
     if sums is not None and sums[4]:
         # blocks not stored on the executing host: compute them from the cached block RDD
+        job.release()  # resident tasks would hold the cores the fallback job needs
         fallback = functools.partial(_seq_op, weights=weights, seed=seed, **kw)
         parts = blocks.rdd.context.runJob(
             blocks.rdd, lambda it: [functools.reduce(fallback, it, None)], partitions=sorted(set(sums[4])))
@@ -198,7 +199,7 @@ def descend(blocks: BlockedData, gradient: Gradient, updater: Updater, initial_w
     kw = dict(gradient=gradient, fraction=float(mini_batch_fraction), fit_intercept=fit_intercept, scale=scale)
     job = IteratedAggregation(blocks.rdd.context, blocks.num_partitions,
                               functools.partial(_stored_seq_op, store_id=blocks.store_id, **kw), _comb_op,
-                              aggregation_depth, key=f"sparkgd.iteration.{uuid.uuid4().hex}")
+                              aggregation_depth, key=f"sparkgd.iteration.{uuid.uuid4().hex}", near=blocks.rdd)
     w = state.weights
     last_finite = state.loss_history[-1] if state.loss_history else None
     try:
@@ -228,6 +229,7 @@ def descend(blocks: BlockedData, gradient: Gradient, updater: Updater, initial_w
                 state.previous_weights = w
                 w = state.weights = new_w
                 state.rows_sampled = rows
+            log.debug("iteration %d done", t)  # benchmarks/bench.py times iterations by these records
             if checkpointer is not None:
                 checkpointer(state, final=state.iteration == num_iterations)
             if callback is not None:

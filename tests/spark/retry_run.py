@@ -1,7 +1,8 @@
-"""Run by test_reliability in a fresh process: ``python retry_run.py MASTER OUT.npy [flaky]``.
+"""Run by test_reliability in a fresh process: ``python retry_run.py MASTER OUT.npy [flaky] [per-job]``.
 
 Trains on fixed data with the given master (e.g. ``local[1]``, ``local[2,4]``); with ``flaky``
-every gradient task of partition 0 fails on its first attempt, and Spark retries it.
+every gradient task of partition 0 fails on its first attempt (a resident task, then the
+iteration's job task, which Spark retries); ``per-job`` turns resident tasks off.
 """
 
 import os
@@ -22,9 +23,10 @@ class FlakyGradient(LeastSquaresGradient):
         return super().loss_and_multiplier(margins, labels)
 
 
-def main(master: str, out: str, flaky: bool) -> None:
+def main(master: str, out: str, flaky: bool, per_job: bool) -> None:
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     spark = (SparkSession.builder.master(master).config("spark.ui.enabled", "false")
+             .config("spark.sparkgd.residentTasks", str(not per_job).lower())
              .config("spark.ui.showConsoleProgress", "false").getOrCreate())
     spark.sparkContext.setLogLevel("OFF")
     rng = np.random.default_rng(4)
@@ -39,4 +41,4 @@ def main(master: str, out: str, flaky: bool) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], len(sys.argv) > 3 and sys.argv[3] == "flaky")
+    main(sys.argv[1], sys.argv[2], "flaky" in sys.argv[3:], "per-job" in sys.argv[3:])

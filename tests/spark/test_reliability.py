@@ -29,15 +29,19 @@ def child_env():
 def test_retried_tasks_and_parallelism_give_bit_identical_weights(tmp_path):
     runs = {}
     procs = {}
-    for name, master, flaky in [("serial", "local[1]", False), ("flaky", "local[2,4]", True)]:
+    # serial: one job per iteration on one core; flaky: 2 resident tasks for 3 partitions until partition
+    # 0's fails, then one job per iteration, whose first task for partition 0 fails and is retried
+    for name, master, flags in [("serial", "local[1]", ["per-job"]), ("flaky", "local[2,4]", ["flaky"])]:
         out = tmp_path / f"{name}.npy"
         procs[name] = (subprocess.Popen([sys.executable, str(ROOT / "tests" / "spark" / "retry_run.py"), master,
-                                         str(out)] + (["flaky"] if flaky else []), env=child_env(),
+                                         str(out), *flags], env=child_env(),
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT), out)
     for name, (p, out) in procs.items():
         log, _ = p.communicate(timeout=240)
         assert p.returncode == 0, log.decode()[-3000:]
         runs[name] = np.load(out)
+        if name == "flaky":
+            assert b"resident tasks lost" in log, log.decode()[-3000:]
     np.testing.assert_array_equal(runs["flaky"], runs["serial"])
 
 
@@ -80,7 +84,10 @@ def test_killed_job_resumes_to_the_uninterrupted_model(spark, tmp_path):
             "--log-every", "1", "--test-fraction", "0"]
     ckpt = tmp_path / "ckpt"
     submit = pathlib.Path(pyspark.__file__).parent / "bin" / "spark-submit"
+    # one job per iteration (no resident tasks): slow enough to be killed mid-training; the resumed
+    # and the whole runs below use resident tasks, so this also checks that the two engines agree
     proc = subprocess.Popen([str(submit), "--master", "local[2]", "--conf", "spark.ui.enabled=false",
+                             "--conf", "spark.sparkgd.residentTasks=false",
                              str(ROOT / "jobs" / "train_linear.py"), *args, "--checkpoint-dir", str(ckpt),
                              "--checkpoint-interval", "3"], env=child_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)

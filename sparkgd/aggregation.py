@@ -59,17 +59,16 @@ def _partition_sums(partition: int, rows: Iterable[Any], *, key: str, fold: Call
 
 
 def placed_index(sc: SparkContext, num_partitions: int, near: RDD | None = None) -> RDD:
-    """An RDD of ``num_partitions`` empty partitions whose tasks run where ``near``'s cached partitions are.
+    """``num_partitions`` empty partitions whose tasks Spark places where ``near``'s partitions are cached.
 
-    Built on the JVM as ``near.randomSampleWithRange(0, 0)``: a narrow ``MapPartitionsRDD`` that
-    keeps no rows and opens, but does not read, the cached partition; Spark schedules its tasks
-    by the parent's cache locations. Without ``near`` (or that internal method), a plain one.
+    Built on the JVM as ``near.sample(withReplacement=True, fraction=0.0)``: Spark's Poisson
+    sampler returns no rows without reading the parent partition, and the scheduler places the
+    tasks of this narrow child by the parent's cache locations. Without ``near``, a plain one.
     """
     if near is not None:
         try:
-            jrdd = near._jrdd.rdd().randomSampleWithRange(0.0, 0.0, 0).toJavaRDD()
-            return RDD(jrdd, sc, near._jrdd_deserializer)
-        except Exception:  # an internal Spark API: fall back to no placement
+            return RDD(near._jrdd.sample(True, 0.0, 0), sc, near._jrdd_deserializer)
+        except Exception:  # not a JVM-backed RDD: no placement
             log.debug("no placement for the iteration tasks", exc_info=True)
     return sc.parallelize([], num_partitions)
 
@@ -111,8 +110,8 @@ class IteratedAggregation:
         ``False`` never runs :mod:`sparkgd.resident` tasks; ``True`` runs them when
         :func:`sparkgd.resident.task_count` allows.
     near : RDD, optional
-        A cached RDD with ``num_partitions`` partitions: task ``p`` runs where its partition ``p``
-        is cached (:func:`placed_index`), e.g. next to the block that partition ``p`` folds.
+        A cached RDD with ``num_partitions`` partitions, e.g. the blocks that the partitions
+        fold: task ``p`` then runs where ``near``'s partition ``p`` is cached (:func:`placed_index`).
     """
 
     def __init__(self, sc: SparkContext, num_partitions: int, fold: Callable[..., Any],
@@ -179,9 +178,9 @@ class IteratedAggregation:
         return parts
 
     def release(self, cancel: bool = False) -> None:
-        """Stop the resident tasks (freeing their cores); later calls run one job each."""
-        self._resident_wanted = False
+        """Stop the resident tasks if they run (freeing their cores); later calls then run one job each."""
         if self._resident is not None:
+            self._resident_wanted = False
             self._resident, tasks = None, self._resident
             tasks.stop(cancel=cancel)
 

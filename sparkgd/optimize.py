@@ -122,7 +122,7 @@ def _iteration_sums(blocks: BlockedData, job: IteratedAggregation, weights: np.n
     sums = job(weights, seed)
     if sums is not None and sums[4]:
         # blocks not stored on the executing host: compute them from the cached block RDD
-        job.release()  # resident tasks would hold the cores the fallback job needs
+        job.release()  # resident tasks (if any) would hold the cores the fallback job needs
         fallback = functools.partial(_seq_op, weights=weights, seed=seed, **kw)
         parts = blocks.rdd.context.runJob(
             blocks.rdd, lambda it: [functools.reduce(fallback, it, None)], partitions=sorted(set(sums[4])))
@@ -168,8 +168,10 @@ def descend(blocks: BlockedData, gradient: Gradient, updater: Updater, initial_w
     """The SGD loop over already blocked data; see the module docstring.
 
     ``state`` resumes from a given :class:`SGDState`; ``callback`` is called with the state
-    after every iteration (progress). With ``checkpoint_dir`` the state is saved every
-    ``checkpoint_interval`` iterations, and ``resume`` continues from the newest checkpoint there.
+    after every iteration (progress), on the driver, while :mod:`sparkgd.resident` tasks may
+    hold the executors' task slots: it must not wait for Spark jobs of its own. With
+    ``checkpoint_dir`` the state is saved every ``checkpoint_interval`` iterations, and
+    ``resume`` continues from the newest checkpoint there.
     """
     checkpointer = None
     if checkpoint_dir is not None:

@@ -100,15 +100,14 @@ def _recv(sock: socket.socket, alive: Callable[[], bool] | None = None) -> bytea
     return _recv_exact(sock, n, alive)
 
 
-def _serve(task: int, shares: Iterable[int], *, address: tuple[str, int], token: bytes, fold: Callable[..., Any],
-           own: bool) -> list[Any]:
+def _serve(task: int, rows: Iterable[Any], *, address: tuple[str, int], token: bytes, fold: Callable[..., Any],
+           shares: bool) -> list[Any]:
     """The task: connect to the driver, then fold its partitions for every ``(seed, weights)`` received.
 
-    With ``own`` the task folds its own partition ``task``; otherwise the partitions in ``shares``.
+    With ``shares`` the rows are the partitions to fold; otherwise (no rows) its own, ``task``.
     """
-    partitions = list(shares)  # consumed, so that Spark can reuse this Python worker afterwards
-    if own:
-        partitions = [task]
+    rows = list(rows)  # consumed, so that Spark can reuse this Python worker afterwards
+    partitions = rows if shares else [task]
     with socket.create_connection(address, timeout=60) as sock:
         sock.settimeout(None)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -130,16 +129,16 @@ def _serve(task: int, shares: Iterable[int], *, address: tuple[str, int], token:
 class ResidentTasks:
     """``num_tasks`` barrier tasks that fold the partitions of ``index`` on request.
 
-    With one task per partition, task ``p`` folds partition ``p`` and runs where ``index``'s
-    tasks would (:func:`~sparkgd.aggregation.placed_index`); with fewer, each folds a
-    contiguous, ascending share.
+    With a task per partition, task ``p`` folds partition ``p`` and runs where Spark places
+    ``index``'s tasks (:func:`~sparkgd.aggregation.placed_index`: next to the cached block);
+    with fewer, each folds a contiguous, ascending share of the partitions.
 
     Parameters
     ----------
     sc : SparkContext
         The context the job runs in.
     index : RDD
-        One partition per partition to fold (each folded on its own: ``fold(None, p, ...)``).
+        One (empty) partition per partition to fold; each is folded on its own: ``fold(None, p, ...)``.
     num_tasks : int
         Tasks (at most the free task slots: a barrier job starts all its tasks at once).
     fold : callable
@@ -165,11 +164,11 @@ class ResidentTasks:
         token = secrets.token_hex(16).encode("ascii")
         self._group = f"sparkgd-resident-{uuid.uuid4().hex}"
         num, num_partitions = num_tasks, index.getNumPartitions()
-        own = num_tasks == num_partitions
-        if not own:
-            index = sc.parallelize(range(num_partitions), num_tasks)  # task j: a contiguous, ascending share
+        shares = num_tasks < num_partitions
+        if shares:
+            index = sc.parallelize(range(num_partitions), num)  # task j: a contiguous, ascending share
         job = index.barrier().mapPartitionsWithIndex(functools.partial(
-            _serve, address=(host, self._server.getsockname()[1]), token=token, fold=fold, own=own))
+            _serve, address=(host, self._server.getsockname()[1]), token=token, fold=fold, shares=shares))
         self._error: BaseException | None = None
         self._thread = InheritableThread(target=self._run, args=(job,), daemon=True)
         self._conns: list[socket.socket] = []

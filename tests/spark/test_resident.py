@@ -93,3 +93,25 @@ def test_resident_off_runs_one_job_per_iteration(sc, resident_off):
         assert [job(w, s) for s in (3, 5)] == [9.0, 15.0] and job.resident_calls == 0
     finally:
         job.close()
+
+
+def test_resident_tasks_missing_their_blocks_hand_over_to_jobs(sc, caplog):
+    from sparkgd import LeastSquaresGradient, SimpleUpdater
+    from sparkgd.blocks import BlockedData
+    from sparkgd.optimize import descend
+
+    x, y = make_problem("regression")
+    blocks = BlockedData(sc.parallelize(list(zip(y, x)), 2))
+    kw = dict(num_iterations=6, mini_batch_fraction=0.5, convergence_tol=0.0, step_size=0.5)
+    try:
+        with caplog.at_level(logging.INFO, logger="sparkgd"):
+            before = descend(blocks, LeastSquaresGradient(), SimpleUpdater(), np.zeros(5), **kw)
+            stored, blocks.store_id = blocks.store_id, "sparkgd-store-test-missing"  # no host has it
+            after = descend(blocks, LeastSquaresGradient(), SimpleUpdater(), np.zeros(5), **kw)
+            blocks.store_id = stored
+    finally:
+        blocks.unpersist()
+    # both runs start resident tasks; in the second they report every block missing and stop,
+    # and every iteration computes its blocks from the cached block RDD instead
+    assert caplog.text.count("resident tasks: 2 tasks serve the 2 partitions") == 2
+    assert after.weights.tobytes() == before.weights.tobytes() and after.loss_history == before.loss_history

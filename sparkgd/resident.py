@@ -42,7 +42,19 @@ _SEED = struct.Struct("<q")
 
 
 class Lost(Exception):
-    """The resident tasks cannot go on; the caller continues with one job per iteration."""
+    """The resident tasks cannot go on; the caller continues with one job per iteration.
+
+    ``unreachable`` when the tasks ran but could not connect to the driver (e.g. a firewall
+    between executors and driver): :func:`task_count` then stays 0 for the rest of the application.
+    """
+
+    def __init__(self, message: str, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
+
+
+_UNREACHABLE: set[str] = set()  # applications whose executors could not reach the driver
+_NO_ROUTE = "a sparkgd resident task cannot connect to the driver"
 
 
 def task_count(sc: SparkContext, num_partitions: int) -> int:
@@ -57,7 +69,7 @@ def task_count(sc: SparkContext, num_partitions: int) -> int:
     session = SparkSession.getActiveSession()
     conf = sc.getConf()
     value = session.conf.get(ENABLED, None) if session is not None else None
-    if (value or conf.get(ENABLED, "true")).lower() == "false":
+    if (value or conf.get(ENABLED, "true")).lower() == "false" or sc.applicationId in _UNREACHABLE:
         return 0
     if conf.get("spark.dynamicAllocation.enabled", "false").lower() == "true" and not sc.master.startswith("local"):
         return 0
@@ -108,7 +120,11 @@ def _serve(task: int, rows: Iterable[Any], *, address: tuple[str, int], token: b
     """
     rows = list(rows)  # consumed, so that Spark can reuse this Python worker afterwards
     partitions = rows if shares else [task]
-    with socket.create_connection(address, timeout=60) as sock:
+    try:
+        sock = socket.create_connection(address, timeout=10)
+    except OSError as e:
+        raise ConnectionError(f"{_NO_ROUTE} at {address[0]}:{address[1]}: {e}") from None
+    with sock:
         sock.settimeout(None)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         _send(sock, token + _SEED.pack(task))
@@ -159,7 +175,10 @@ class ResidentTasks:
         self._sc = sc
         conf = sc.getConf()
         host = conf.get("spark.driver.host", "127.0.0.1")
-        self._server = socket.create_server((conf.get("spark.driver.bindAddress", host), 0))
+        try:
+            self._server = socket.create_server((conf.get("spark.driver.bindAddress", host), 0))
+        except OSError as e:
+            raise Lost(f"cannot listen on the driver's address {host!r}: {e}") from None
         self._server.settimeout(0.2)
         token = secrets.token_hex(16).encode("ascii")
         self._group = f"sparkgd-resident-{uuid.uuid4().hex}"
@@ -175,8 +194,12 @@ class ResidentTasks:
         self._thread.start()
         try:
             self._conns = self._accept(num, token, time.monotonic() + timeout)
-        except BaseException:
+        except BaseException as e:
             self.stop(cancel=True)
+            if isinstance(e, Lost) and e.unreachable:
+                _UNREACHABLE.add(sc.applicationId)
+                log.warning("no resident task could reach the driver at %s: resident tasks stay off for this "
+                            "application (set %s=false to skip this attempt)", host, ENABLED)
             raise
         log.info("resident tasks: %d tasks serve the %d partitions for every iteration of this training call",
                  num, num_partitions)
@@ -201,8 +224,9 @@ class ResidentTasks:
         try:
             while len(conns) < num:
                 if not self._alive():
-                    raise Lost(f"the resident job ended before its tasks connected: {self._error!r}")
-                if time.monotonic() > deadline:
+                    raise Lost(f"the resident job ended before its tasks connected: {self._error!r}",
+                               unreachable=_NO_ROUTE in str(self._error))
+                if time.monotonic() > deadline:  # e.g. another job holds the slots
                     raise Lost(f"only {len(conns)} of {num} resident tasks connected in time")
                 try:
                     conn, _ = self._server.accept()

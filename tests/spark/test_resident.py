@@ -115,3 +115,46 @@ def test_resident_tasks_missing_their_blocks_hand_over_to_jobs(sc, caplog):
     # and every iteration computes its blocks from the cached block RDD instead
     assert caplog.text.count("resident tasks: 2 tasks serve the 2 partitions") == 2
     assert after.weights.tobytes() == before.weights.tobytes() and after.loss_history == before.loss_history
+
+
+def test_a_driver_address_it_cannot_listen_on_leaves_one_job_per_iteration(sc):
+    from sparkgd.resident import Lost, ResidentTasks
+
+    class Conf:
+        def get(self, key, default=None):
+            return "no-such-host.invalid" if key in ("spark.driver.host", "spark.driver.bindAddress") else default
+
+    class Context:
+        def getConf(self):
+            return Conf()
+
+    with pytest.raises(Lost, match="cannot listen"):
+        ResidentTasks(Context(), None, 1, _sum_fold)
+
+
+def test_executors_that_cannot_reach_the_driver_turn_resident_tasks_off_for_the_application(sc, caplog):
+    from sparkgd import resident
+
+    class Conf:  # tasks are told to connect to 127.0.0.2, where nothing listens
+        def __init__(self, conf):
+            self.conf = conf
+
+        def get(self, key, default=None):
+            return {"spark.driver.host": "127.0.0.2", "spark.driver.bindAddress": "127.0.0.1"}.get(
+                key, self.conf.get(key, default))
+
+    class Context:
+        def __getattr__(self, name):
+            return getattr(sc, name)
+
+        def getConf(self):
+            return Conf(sc.getConf())
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="sparkgd"), pytest.raises(resident.Lost) as lost:
+            resident.ResidentTasks(Context(), sc.parallelize([], 2), 2, _sum_fold)
+        assert lost.value.unreachable and "could reach the driver" in caplog.text
+        assert resident.task_count(sc, 2) == 0
+    finally:
+        resident._UNREACHABLE.discard(sc.applicationId)
+    assert resident.task_count(sc, 2) == 2

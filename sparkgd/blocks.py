@@ -219,7 +219,14 @@ def _moments(block: Block) -> tuple[float, float, np.ndarray, np.ndarray] | None
 
 
 class BlockedData:
-    """An RDD of cached :class:`Block`s (one per partition) and what is known about them.
+    """Blocks (one per partition) kept on the executors, and what is known about them.
+
+    Each block is built once, on an executor, and written to that host's local store
+    (:mod:`sparkgd.store`), where iterations memory-map it. The cached RDD :attr:`rdd` holds
+    only a receipt per partition (its index): its cache locations tell Spark where each block
+    is, and if a receipt is lost with its executor, Spark rebuilds it, and the block, from the
+    input. A task that does not find its block computes it from :attr:`source`, which builds
+    the block again from the input (and stores it on that host). The data is held once.
 
     Parameters
     ----------
@@ -228,15 +235,13 @@ class BlockedData:
     moments : bool
         Also collect the per-feature sums :func:`feature_std` needs (standardization).
     storage_level : StorageLevel
-        How the block RDD is persisted. Iterations read the blocks memory-mapped from the
-        executors' local store (:mod:`sparkgd.store`), so the RDD is only the fallback for a
-        host without them, and stays on disk by default: the data is held in memory once.
+        How the receipts are persisted.
     build : callable, optional
         ``build(partition, items, columns) -> Block``; :func:`build_block` by default,
         :func:`sparkgd.arrow.build_block_from_batches` for a DataFrame's Arrow batches.
     """
 
-    def __init__(self, data: RDD, storage_level: StorageLevel = StorageLevel.DISK_ONLY,
+    def __init__(self, data: RDD, storage_level: StorageLevel = StorageLevel.MEMORY_ONLY,
                  columns: tuple[str, str, str] = _ROLES, moments: bool = False,
                  build: Callable[[int, Iterable[Any], tuple[str, str, str]], Block] | None = None) -> None:
         from sparkgd import store
@@ -244,17 +249,17 @@ class BlockedData:
         self.columns = columns
         self.store_id = store.new_store_id()
         found = data.context.accumulator([], _Collect())
-        self.rdd: RDD = data.mapPartitionsWithIndex(functools.partial(
-            _blocks_of, columns=columns, store_id=self.store_id, build=build or build_block, summaries=found,
-            moments=moments)).persist(storage_level)
-        self.rdd.prev = None  # unused by pyspark; without it a kept block RDD would keep its input alive
+        blocks_of = functools.partial(_blocks_of, columns=columns, store_id=self.store_id, build=build or build_block)
+        self.rdd: RDD = _detached(data.mapPartitionsWithIndex(functools.partial(
+            blocks_of, summaries=found, moments=moments, receipt=True)).persist(storage_level))
+        self.source: RDD = _detached(data.mapPartitionsWithIndex(blocks_of))
         self.num_partitions = self.rdd.getNumPartitions()
-        # A JVM-side count builds and persists the blocks; the summaries come back as an
-        # accumulator, so the blocks do not cross to Python a second time to be summarized.
+        # A JVM-side count builds and stores the blocks; the summaries come back as an
+        # accumulator, so the blocks never cross to the JVM or back.
         self.rdd._jrdd.count()
         by_partition = {s.partition: s for s in found.value}
-        if len(by_partition) != self.num_partitions:  # not expected: then summarize the persisted blocks
-            again = self.rdd.map(functools.partial(summarize, moments=moments)).collect()
+        if len(by_partition) != self.num_partitions:  # not expected: then summarize the blocks again
+            again = self.source.map(functools.partial(summarize, moments=moments)).collect()
             by_partition = {s.partition: s for s in again}
         self.summaries: list[BlockSummary] = [by_partition[p] for p in sorted(by_partition)]
 
@@ -306,6 +311,17 @@ class BlockedData:
         store.drop(self.store_id)
 
 
+def _detached(rdd: RDD) -> RDD:
+    """``rdd`` with its JVM RDD built and no reference left to its input's Python object.
+
+    pyspark needs ``prev`` only to build the JVM RDD; without this, kept blocks would keep their
+    input alive (:mod:`sparkgd.reuse` releases blocks when their input is collected).
+    """
+    rdd._jrdd.id()
+    rdd.prev = None
+    return rdd
+
+
 class _Collect(AccumulatorParam):
     """An accumulator that gathers lists."""
 
@@ -319,7 +335,8 @@ class _Collect(AccumulatorParam):
 
 def _blocks_of(partition: int, rows: Iterator[Any], columns: tuple[str, str, str] = _ROLES,
                store_id: str | None = None, build: Callable[..., Block] = build_block,
-               summaries: Any = None, moments: bool = False) -> Iterator[Block]:
+               summaries: Any = None, moments: bool = False, receipt: bool = False) -> Iterator[Block | int]:
+    """Build the partition's block, report its summary, store it; yield it, or only its index (``receipt``)."""
     block = build(partition, rows, columns)
     if summaries is not None:
         summaries.add([summarize(block, moments)])
@@ -327,7 +344,7 @@ def _blocks_of(partition: int, rows: Iterator[Any], columns: tuple[str, str, str
         from sparkgd import store
 
         store.put(store_id, block)
-    yield block
+    yield partition if receipt else block
 
 
 def feature_std(blocks: BlockedData) -> np.ndarray:

@@ -121,11 +121,11 @@ def _iteration_sums(blocks: BlockedData, job: IteratedAggregation, weights: np.n
     """One iteration's ``(gradient sum, loss sum, rows, weight sum)``, or ``None`` if nothing sampled."""
     sums = job(weights, seed)
     if sums is not None and sums[4]:
-        # blocks not stored on the executing host: compute them from the cached block RDD
+        # blocks not stored on the executing host: build them again from the input (and store them there)
         job.release()  # resident tasks (if any) would hold the cores the fallback job needs
         fallback = functools.partial(_seq_op, weights=weights, seed=seed, **kw)
-        parts = blocks.rdd.context.runJob(
-            blocks.rdd, lambda it: [functools.reduce(fallback, it, None)], partitions=sorted(set(sums[4])))
+        parts = blocks.source.context.runJob(
+            blocks.source, lambda it: [functools.reduce(fallback, it, None)], partitions=sorted(set(sums[4])))
         sums = functools.reduce(_comb_op, parts, (*sums[:4], ()))
     if sums is None or sums[0] is None:
         return None

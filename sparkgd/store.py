@@ -5,8 +5,9 @@ than the arithmetic (DESIGN.md). So when a block is built, its arrays are also w
 raw ``.npy`` files into the executor's Spark files directory; an iteration's task then receives
 only the partition index and memory-maps the arrays (shared by every Python worker of the host
 through the page cache). A task that does not find its block (another host, a restarted
-executor) reports a miss, and the driver computes that partition from the cached block RDD
-instead: the rows and the arithmetic are the same either way.
+executor) reports a miss, and the driver has that partition's block built again from the input
+(``BlockedData.source``, which also stores it on that host): the rows and the arithmetic are
+the same either way.
 """
 
 from __future__ import annotations

@@ -65,7 +65,8 @@ def spark_trainer(sc, train, k, marker=None):
     """End-to-end runs -> (seconds per iteration, setup, total, model, first call).
 
     The first call (1 iteration) is the cold one: for sparkgd on a cached input it also builds
-    the blocks, which later calls on the same input reuse. Then 1 and k + 1 iterations.
+    the blocks, which later calls on the same input reuse. Then k + 1 iterations (and, without
+    ``marker``, 1 iteration before them).
 
     With ``marker`` (a text in the name of the stage each iteration runs), seconds per iteration
     are the median time between the submissions of consecutive iterations' stages, read from
@@ -77,7 +78,7 @@ def spark_trainer(sc, train, k, marker=None):
 
     reuse.release_all()  # a cold first call: sparkgd builds its blocks again
     first, _ = timed(lambda: train(1))  # also warms up: JIT, Python workers, imports
-    t1, _ = timed(lambda: train(1))
+    t1 = None if marker else timed(lambda: train(1))[0]
     group = f"bench-{time.perf_counter_ns()}"
     sc.setJobGroup(group, group)
     ends = IterationEnds()
@@ -96,7 +97,7 @@ def spark_trainer(sc, train, k, marker=None):
     else:
         per = iteration_seconds(sc, group, marker) if marker else None
     if per is None:
-        per = max((tk - t1) / k, 0.0)
+        per = max((tk - (first if t1 is None else t1)) / k, 0.0)
     return per, max(tk - per * (k + 1), 0.0), tk, model, first
 
 
@@ -213,9 +214,11 @@ def dense_workload(spark, n, d, partitions, fractions, k, rows_out, kind="dense"
 
     rdd = sc.parallelize(range(partitions), partitions).mapPartitionsWithIndex(rows).cache()
     rdd.count()
+    full = kind == "dense"  # the scaling rows compare MLlib, sparkgd's RDD API and the empty job only
     df = spark.createDataFrame(rdd.map(lambda p: (p.label, Vectors.dense(p.features.toArray()))),
-                               ["label", "features"]).cache()
-    df.count()
+                               ["label", "features"]).cache() if full else None
+    if df is not None:
+        df.count()
     empty = empty_job(sc, partitions, k)
     if kind == "dense":
         memory_row(sc, rdd, n, d, rows_out)
@@ -227,17 +230,18 @@ def dense_workload(spark, n, d, partitions, fractions, k, rows_out, kind="dense"
             rdd, iterations=it, step=step, miniBatchFraction=f, convergenceTol=0.0), k, MLLIB_ITERATION)
         results["sparkgd-rdd"] = spark_trainer(sc, lambda it, f=f: LinearRegressionWithSGD.train(
             rdd, iterations=it, step=step, miniBatchFraction=f, convergenceTol=0.0), k, SPARKGD_ITERATION)
-        results["sparkgd-rdd, one job per iteration"] = spark_trainer(sc, per_job(
-            lambda it, f=f: LinearRegressionWithSGD.train(rdd, iterations=it, step=step, miniBatchFraction=f,
-                                                          convergenceTol=0.0)), k, SPARKGD_ITERATION)
-        results["sparkgd-df"] = spark_trainer(sc, lambda it, f=f: SGDLinearRegression(
-            maxIter=it, stepSize=step, miniBatchFraction=f, tol=0.0, fitIntercept=False,
-            standardization=False).fit(df), k, SPARKGD_ITERATION)
+        if full:
+            results["sparkgd-rdd, one job per iteration"] = spark_trainer(sc, per_job(
+                lambda it, f=f: LinearRegressionWithSGD.train(rdd, iterations=it, step=step, miniBatchFraction=f,
+                                                              convergenceTol=0.0)), k, SPARKGD_ITERATION)
+            results["sparkgd-df"] = spark_trainer(sc, lambda it, f=f: SGDLinearRegression(
+                maxIter=it, stepSize=step, miniBatchFraction=f, tol=0.0, fitIntercept=False,
+                standardization=False).fit(df), k, SPARKGD_ITERATION)
         for name, (per, setup, total, model, first) in results.items():
             w = model.weights.toArray() if hasattr(model, "weights") else model.coefficients.toArray()
             rows_out.append(dict(workload=label, system=name, per_iter=per, setup=setup, total=total,
                                  first=first, loss=squared_loss(x, y, w)))
-        if f == fractions[0]:
+        if full and f == fractions[0]:
             per, setup, total, model, first = spark_trainer(sc, lambda it: LinearRegression(
                 maxIter=it, regParam=0.0, solver="l-bfgs", tol=0.0, standardization=False).fit(df), k)
             rows_out.append(dict(workload=label, system="spark-ml-lbfgs", per_iter=per, setup=setup, total=total,
@@ -251,7 +255,8 @@ def dense_workload(spark, n, d, partitions, fractions, k, rows_out, kind="dense"
         rows_out.append(dict(workload=label, system="empty Spark job", per_iter=empty, setup=0.0, total=None,
                              loss=None))
     rdd.unpersist()
-    df.unpersist()
+    if df is not None:
+        df.unpersist()
 
 
 def sparse_workload(spark, n, d, nnz, partitions, fraction, k, rows_out):
@@ -319,7 +324,7 @@ def table(rows):
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--scale", type=float, default=1.0, help="multiplies every row count (0.05 runs in ~2 min)")
+    p.add_argument("--scale", type=float, default=1.0, help="multiplies every row count (0.05 runs in ~1 min)")
     p.add_argument("--iterations", type=int, default=10, help="iterations k per timed run (default 10)")
     p.add_argument("--workloads", default="dense,sparse,scaling", help="comma-separated: dense,sparse,scaling")
     p.add_argument("--json", default="benchmarks/results.json", help="where to write the results")

@@ -220,7 +220,7 @@ def dense_workload(spark, n, d, partitions, fractions, k, rows_out, kind="dense"
     if df is not None:
         df.count()
     empty = empty_job(sc, partitions, k)
-    if kind == "dense":
+    if full:
         memory_row(sc, rdd, n, d, rows_out)
     step = 0.5
     for f in fractions:
@@ -228,12 +228,14 @@ def dense_workload(spark, n, d, partitions, fractions, k, rows_out, kind="dense"
         results = {}
         results["mllib"] = spark_trainer(sc, lambda it, f=f: MLlibLinear.train(
             rdd, iterations=it, step=step, miniBatchFraction=f, convergenceTol=0.0), k, MLLIB_ITERATION)
-        results["sparkgd-rdd"] = spark_trainer(sc, lambda it, f=f: LinearRegressionWithSGD.train(
-            rdd, iterations=it, step=step, miniBatchFraction=f, convergenceTol=0.0), k, SPARKGD_ITERATION)
+        def sparkgd_rdd(it, f=f):
+            return LinearRegressionWithSGD.train(rdd, iterations=it, step=step, miniBatchFraction=f,
+                                                 convergenceTol=0.0)
+
+        results["sparkgd-rdd"] = spark_trainer(sc, sparkgd_rdd, k, SPARKGD_ITERATION)
         if full:
-            results["sparkgd-rdd, one job per iteration"] = spark_trainer(sc, per_job(
-                lambda it, f=f: LinearRegressionWithSGD.train(rdd, iterations=it, step=step, miniBatchFraction=f,
-                                                              convergenceTol=0.0)), k, SPARKGD_ITERATION)
+            results["sparkgd-rdd, one job per iteration"] = spark_trainer(sc, per_job(sparkgd_rdd), k,
+                                                                          SPARKGD_ITERATION)
             results["sparkgd-df"] = spark_trainer(sc, lambda it, f=f: SGDLinearRegression(
                 maxIter=it, stepSize=step, miniBatchFraction=f, tol=0.0, fitIntercept=False,
                 standardization=False).fit(df), k, SPARKGD_ITERATION)
@@ -286,15 +288,14 @@ def sparse_workload(spark, n, d, nnz, partitions, fraction, k, rows_out):
     label = f"sparse logistic {n}x{d} nnz={nnz} f={fraction}"
     csr = sp.csr_matrix((vals.ravel(), cols.ravel(), np.arange(0, n * nnz + 1, nnz)), shape=(n, d))
     kw = dict(step=1.0, miniBatchFraction=fraction, regParam=0.0, regType=None, convergenceTol=0.0)
-    for name, trainer, marker in [("mllib", MLlibLogistic, MLLIB_ITERATION),
-                                  ("sparkgd-rdd", LogisticRegressionWithSGD, SPARKGD_ITERATION),
-                                  ("sparkgd-rdd, one job per iteration", LogisticRegressionWithSGD,
-                                   SPARKGD_ITERATION)]:
-        def train(it, tr=trainer):
-            return tr.train(rdd, iterations=it, **kw)
+    def trains(trainer):
+        return lambda it: trainer.train(rdd, iterations=it, **kw)
 
-        per, setup, total, model, first = spark_trainer(
-            sc, per_job(train) if "one job" in name else train, k, marker)
+    for name, train, marker in [("mllib", trains(MLlibLogistic), MLLIB_ITERATION),
+                                ("sparkgd-rdd", trains(LogisticRegressionWithSGD), SPARKGD_ITERATION),
+                                ("sparkgd-rdd, one job per iteration", per_job(trains(LogisticRegressionWithSGD)),
+                                 SPARKGD_ITERATION)]:
+        per, setup, total, model, first = spark_trainer(sc, train, k, marker)
         rows_out.append(dict(workload=label, system=name, per_iter=per, setup=setup, total=total, first=first,
                              loss=logistic_loss(csr, y, model.weights.toArray())))
     rows_out.append(dict(workload=label, system="empty Spark job", per_iter=empty_job(sc, partitions, k),

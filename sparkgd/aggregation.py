@@ -106,16 +106,14 @@ class IteratedAggregation:
         As ``treeAggregate``'s ``depth``.
     key : str
         The local property name (unique per loop).
-    resident : bool
-        ``False`` never runs :mod:`sparkgd.resident` tasks; ``True`` runs them when
-        :func:`sparkgd.resident.task_count` allows.
     near : RDD, optional
-        A cached RDD with ``num_partitions`` partitions, e.g. the blocks that the partitions
-        fold: task ``p`` then runs where ``near``'s partition ``p`` is cached (:func:`placed_index`).
+        A cached RDD with ``num_partitions`` partitions, e.g. the receipts of the blocks the
+        partitions fold: task ``p`` then runs where ``near``'s partition ``p`` is cached
+        (:func:`placed_index`).
     """
 
     def __init__(self, sc: SparkContext, num_partitions: int, fold: Callable[..., Any],
-                 comb: Callable[[Any, Any], Any], depth: int, key: str, resident: bool = True,
+                 comb: Callable[[Any, Any], Any], depth: int, key: str,
                  near: RDD | None = None) -> None:
         self._sc = sc
         if self._sc.getConf().get(UDS, "false").lower() != "true":
@@ -128,7 +126,7 @@ class IteratedAggregation:
         self._levels = _levels(num_partitions, depth)
         self._jvm_partials = None
         self._fold = fold
-        self._resident_wanted = resident
+        self._resident_wanted = True  # until resident tasks were released
         self._resident: ResidentTasks | None = None
         self._calls = 0
         self.resident_calls = 0  # iterations the resident tasks served

@@ -146,7 +146,7 @@ class ResidentTasks:
     """``num_tasks`` barrier tasks that fold the partitions of ``index`` on request.
 
     With a task per partition, task ``p`` folds partition ``p`` and runs where Spark places
-    ``index``'s tasks (:func:`~sparkgd.aggregation.placed_index`: next to the cached block);
+    ``index``'s tasks (:func:`~sparkgd.aggregation.placed_index`: where its block is stored);
     with fewer, each folds a contiguous, ascending share of the partitions.
 
     Parameters
@@ -182,10 +182,10 @@ class ResidentTasks:
         self._server.settimeout(0.2)
         token = secrets.token_hex(16).encode("ascii")
         self._group = f"sparkgd-resident-{uuid.uuid4().hex}"
-        num, num_partitions = num_tasks, index.getNumPartitions()
+        num_partitions = index.getNumPartitions()
         shares = num_tasks < num_partitions
         if shares:
-            index = sc.parallelize(range(num_partitions), num)  # task j: a contiguous, ascending share
+            index = sc.parallelize(range(num_partitions), num_tasks)  # task j: a contiguous, ascending share
         job = index.barrier().mapPartitionsWithIndex(functools.partial(
             _serve, address=(host, self._server.getsockname()[1]), token=token, fold=fold, shares=shares))
         self._error: BaseException | None = None
@@ -193,7 +193,7 @@ class ResidentTasks:
         self._conns: list[socket.socket] = []
         self._thread.start()
         try:
-            self._conns = self._accept(num, token, time.monotonic() + timeout)
+            self._conns = self._accept(num_tasks, token, time.monotonic() + timeout)
         except BaseException as e:
             self.stop(cancel=True)
             if isinstance(e, Lost) and e.unreachable:
@@ -202,17 +202,15 @@ class ResidentTasks:
                             "application (set %s=false to skip this attempt)", host, ENABLED)
             raise
         log.info("resident tasks: %d tasks serve the %d partitions for every iteration of this training call",
-                 num, num_partitions)
+                 num_tasks, num_partitions)
 
     def _run(self, job: Any) -> None:
         self._sc.setJobGroup(self._group, "sparkgd resident tasks", interruptOnCancel=True)
         self._sc._jsc.setCallSite("sparkgd resident tasks")  # the job's name in the Spark UI
         try:
-            from pyspark.util import _load_from_socket
+            from sparkgd.aggregation import _collect  # imported here: aggregation imports this module
 
-            # not job.collect(), which would name the job after this thread's Python call site
-            with _load_from_socket(self._sc._jvm.PythonRDD.collectAndServe(job._jrdd.rdd()), job._jrdd_deserializer):
-                pass
+            _collect(job, job._jrdd.rdd())  # not job.collect(), which would name the job after this thread's call site
         except BaseException as e:  # a failed or cancelled job: the driver loop notices and falls back
             self._error = e
 

@@ -4,15 +4,15 @@ Systems: pyspark.mllib's JVM SGD trainer, sparkgd's RDD and DataFrame APIs, Spar
 trainer, scikit-learn's SGD on one process, a plain numpy mini-batch loop on one process (the
 floor without Spark), and an empty 2-task Python job (Spark's fixed cost per iteration).
 
-Per-iteration seconds: for MLlib, the median time between the submissions of consecutive
-iterations' Spark stages (Spark's status tracker); for sparkgd, whose resident tasks serve all
-iterations in one job, the median time between consecutive iterations' ends on the driver (the
-``iteration t done`` records of the ``sparkgd`` logger). Both are the period of the loop,
-driver update included. For Spark ML's L-BFGS (several jobs per iteration):
-``(T(k + 1) - T(1)) / k`` from two end-to-end runs after a warm-up. Setup is the end-to-end
-time minus the iterations. "sparkgd-rdd, one job per iteration" has resident tasks switched
-off. "First call" is the cold end-to-end time of the first (1-iteration) call on the cached
-input; sparkgd builds its blocks then and later calls on the same input reuse them. Ratios
+Every Spark system is timed the same way (``time_systems``): a cold 1-iteration first call, then
+end-to-end calls of k and 5k iterations in alternating order; seconds per iteration are
+(T(5k) - T(k)) / 4k and setup is T(k) minus k iterations. A cross-check column gives the median
+iteration period of the 5k run (MLlib: Spark's status tracker; sparkgd: its ``iteration t done``
+log records). Every sparkgd system must give MLlib's weights to 1e-9, or the benchmark fails.
+"sparkgd-rdd, one job per iteration" has resident tasks switched off. The wide workload runs on a
+2-executor ``local-cluster`` and also reports the driver's TCP bytes per iteration
+(``traffic.py``); the concurrency workload times ``CrossValidator(parallelism=2)`` against
+``parallelism=1`` and two fits from two threads against one after the other, per round. Ratios
 are to MLlib from the same run. Output: a markdown table and a JSON file.
 """
 
@@ -61,44 +61,67 @@ class IterationEnds(logging.Handler):
             self.times.append(record.created)
 
 
-def spark_trainer(sc, train, k, marker=None):
-    """End-to-end runs -> (seconds per iteration, setup, total, model, first call).
+def time_systems(sc, systems, k):
+    """Time every system the same way -> ``{name: (s/iter, setup, total, model, first call, cross-check)}``.
 
-    The first call (1 iteration) is the cold one: for sparkgd on a cached input it also builds
-    the blocks, which later calls on the same input reuse. Then k + 1 iterations (and, without
-    ``marker``, 1 iteration before them).
-
-    With ``marker`` (a text in the name of the stage each iteration runs), seconds per iteration
-    are the median time between the submissions of consecutive iterations' stages, read from
-    Spark's status tracker; with ``marker=SPARKGD_ITERATION``, between the ends of consecutive
-    iterations on the driver. Without it (Spark ML's L-BFGS, several jobs per iteration),
-    ``(T(k + 1) - T(1)) / k``.
+    ``systems`` holds ``(name, train, marker)``; ``train(iterations)`` returns a model. Each
+    system's first call (1 iteration) is the cold one (sparkgd builds its blocks then; later calls
+    on the same cached input reuse them). Then every system runs ``k`` iterations, in order, and
+    ``5k``, in reverse order, so warm-up favours none: seconds per iteration are
+    ``(T(5k) - T(k)) / 4k``, setup is ``T(k)`` minus ``k`` iterations, the model is the ``5k`` one.
+    The cross-check is the median period of the ``5k`` run from Spark's status tracker (MLlib,
+    ``marker`` in the stage name) or from sparkgd's ``iteration t done`` records.
     """
-    from sparkgd import reuse
+    from sparkgd.engine import reuse
 
-    reuse.release_all()  # a cold first call: sparkgd builds its blocks again
-    first, _ = timed(lambda: train(1))  # also warms up: JIT, Python workers, imports
-    t1 = None if marker else timed(lambda: train(1))[0]
-    group = f"bench-{time.perf_counter_ns()}"
-    sc.setJobGroup(group, group)
-    ends = IterationEnds()
-    log = logging.getLogger("sparkgd")
-    level = log.level
-    log.addHandler(ends)
-    log.setLevel(logging.DEBUG)
-    try:
-        tk, model = timed(lambda: train(k + 1))
-    finally:
-        sc._jsc.clearJobGroup()
-        log.removeHandler(ends)
-        log.setLevel(level)
-    if marker == SPARKGD_ITERATION:
-        per = float(np.median(np.diff(ends.times))) if len(ends.times) > 2 else None
-    else:
-        per = iteration_seconds(sc, group, marker) if marker else None
-    if per is None:
-        per = max((tk - (first if t1 is None else t1)) / k, 0.0)
-    return per, max(tk - per * (k + 1), 0.0), tk, model, first
+    first = {}
+    for name, train, _ in systems:
+        reuse.release_all()
+        first[name] = timed(lambda train=train: train(1))[0]
+    for _, train, _ in systems:
+        train(1)  # blocks built again where the next system's cold call released them
+    short = {name: timed(lambda train=train: train(k))[0] for name, train, _ in systems}
+    out = {}
+    for name, train, marker in reversed(systems):
+        group = f"bench-{time.perf_counter_ns()}"
+        sc.setJobGroup(group, group)
+        ends = IterationEnds()
+        log = logging.getLogger("sparkgd")
+        level = log.level
+        log.addHandler(ends)
+        log.setLevel(logging.DEBUG)
+        try:
+            long, model = timed(lambda train=train: train(5 * k))
+        finally:
+            sc._jsc.clearJobGroup()
+            log.removeHandler(ends)
+            log.setLevel(level)
+        if marker == SPARKGD_ITERATION:
+            check = float(np.median(np.diff(ends.times))) if len(ends.times) > 2 else None
+        else:
+            check = iteration_seconds(sc, group, marker) if marker else None
+        per = max((long - short[name]) / (4 * k), 0.0)
+        out[name] = (per, max(short[name] - per * k, 0.0), short[name], model, first[name], check)
+    return out
+
+
+def add_rows(rows_out, label, timings, loss_of, **extra):
+    for name, (per, setup, total, model, first, check) in timings.items():
+        rows_out.append(dict(workload=label, system=name, per_iter=per, per_iter_check=check, setup=setup,
+                             total=total, first=first, loss=loss_of(model), **extra))
+
+
+def weights_of(model):
+    return model.weights.toArray() if hasattr(model, "weights") else model.coefficients.toArray()
+
+
+def assert_parity(label, timings, names):
+    """The systems in ``names`` gave MLlib's weights (to 1e-9 of the largest): the benchmark compares like with like."""
+    ref = weights_of(timings["mllib"][3])
+    for name in names:
+        w = weights_of(timings[name][3])
+        gap = float(np.max(np.abs(w - ref))) / max(float(np.max(np.abs(ref))), 1e-300)
+        assert gap <= 1e-9, f"{label}: {name} differs from MLlib by {gap:.3g} (relative)"
 
 
 def iteration_seconds(sc, group, marker):
@@ -141,12 +164,19 @@ def empty_job(sc, partitions, k):
 
 
 def numpy_loop(x, y, fraction, k, grad):
+    """Mini-batch SGD on one process; rows sampled by geometric gaps, O(fraction n) per iteration as sparkgd's."""
     rng = np.random.default_rng(0)
+    n = x.shape[0]
     w = np.zeros(x.shape[1])
     times = []
     for t in range(1, k + 1):
         start = time.perf_counter()
-        idx = np.flatnonzero(rng.random(x.shape[0]) < fraction) if fraction < 1 else slice(None)
+        if fraction < 1:
+            gaps = rng.geometric(fraction, size=int(n * fraction * 1.2) + 16)
+            idx = np.cumsum(gaps) - 1
+            idx = idx[idx < n]
+        else:
+            idx = slice(None)
         xs, ys = x[idx], y[idx]
         g = grad(xs, ys, w)
         w = w - (1.0 / np.sqrt(t)) * g
@@ -162,10 +192,8 @@ def cached_size(sc, rdd_id):
 
 
 def memory_row(sc, rdd, n, d, rows_out):
-    """Bytes sparkgd holds for the training data: JVM cache of the blocks plus the local store."""
-    from pyspark import SparkFiles
-
-    from sparkgd.blocks import BlockedData
+    """Bytes Spark holds for sparkgd's blocks of the training data (memory and disk of the cached block RDD)."""
+    from sparkgd.engine.blocks import BlockedData
 
     blocks = BlockedData(rdd)
     try:
@@ -173,17 +201,14 @@ def memory_row(sc, rdd, n, d, rows_out):
         for info in sc._jsc.sc().getRDDStorageInfo():
             if info.id() == blocks.rdd.id():
                 mem, disk = info.memSize(), info.diskSize()
-        store = os.path.join(SparkFiles.getRootDirectory(), blocks.store_id)
-        stored = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(store) for f in fs)
     finally:
         blocks.unpersist()
     raw = n * (d + 1) * 8
     rows_out.append(dict(workload=f"memory {n}x{d}", system="sparkgd blocks", per_iter=None, setup=None, total=None,
-                         loss=None, jvm_memory_bytes=mem, jvm_disk_bytes=disk, store_bytes=stored, raw_bytes=raw,
-                         in_memory_ratio=(mem + stored) / raw))
-    print(f"memory {n}x{d}: JVM cache {mem / 1e6:.1f} MB in memory, {disk / 1e6:.1f} MB on disk; "
-          f"local store (memory-mapped) {stored / 1e6:.1f} MB; raw {raw / 1e6:.1f} MB; "
-          f"in memory {(mem + stored) / raw:.2f}x raw")
+                         loss=None, jvm_memory_bytes=mem, jvm_disk_bytes=disk, raw_bytes=raw,
+                         in_memory_ratio=mem / raw))
+    print(f"memory {n}x{d}: cached blocks {mem / 1e6:.1f} MB in memory, {disk / 1e6:.1f} MB on disk; "
+          f"raw {raw / 1e6:.1f} MB; in memory {mem / raw:.2f}x raw")
 
 
 def dense_workload(spark, n, d, partitions, fractions, k, rows_out, kind="dense"):
@@ -225,29 +250,29 @@ def dense_workload(spark, n, d, partitions, fractions, k, rows_out, kind="dense"
     step = 0.5
     for f in fractions:
         label = f"{kind} {n}x{d} f={f}"
-        results = {}
-        results["mllib"] = spark_trainer(sc, lambda it, f=f: MLlibLinear.train(
-            rdd, iterations=it, step=step, miniBatchFraction=f, convergenceTol=0.0), k, MLLIB_ITERATION)
         def sparkgd_rdd(it, f=f):
             return LinearRegressionWithSGD.train(rdd, iterations=it, step=step, miniBatchFraction=f,
                                                  convergenceTol=0.0)
 
-        results["sparkgd-rdd"] = spark_trainer(sc, sparkgd_rdd, k, SPARKGD_ITERATION)
+        systems = [("mllib", lambda it, f=f: MLlibLinear.train(
+                        rdd, iterations=it, step=step, miniBatchFraction=f, convergenceTol=0.0), MLLIB_ITERATION),
+                   ("sparkgd-rdd", sparkgd_rdd, SPARKGD_ITERATION)]
         if full:
-            results["sparkgd-rdd, one job per iteration"] = spark_trainer(sc, per_job(sparkgd_rdd), k,
-                                                                          SPARKGD_ITERATION)
-            results["sparkgd-df"] = spark_trainer(sc, lambda it, f=f: SGDLinearRegression(
-                maxIter=it, stepSize=step, miniBatchFraction=f, tol=0.0, fitIntercept=False,
-                standardization=False).fit(df), k, SPARKGD_ITERATION)
-        for name, (per, setup, total, model, first) in results.items():
-            w = model.weights.toArray() if hasattr(model, "weights") else model.coefficients.toArray()
-            rows_out.append(dict(workload=label, system=name, per_iter=per, setup=setup, total=total,
-                                 first=first, loss=squared_loss(x, y, w)))
+            systems += [("sparkgd-rdd, one job per iteration", per_job(sparkgd_rdd), SPARKGD_ITERATION),
+                        ("sparkgd-df", lambda it, f=f: SGDLinearRegression(
+                            maxIter=it, stepSize=step, miniBatchFraction=f, tol=0.0, fitIntercept=False,
+                            standardization=False).fit(df), SPARKGD_ITERATION)]
+        timings = time_systems(sc, systems, k)
+        assert_parity(label, timings, [name for name, _, _ in systems[1:]])
+        add_rows(rows_out, label, timings, lambda m: squared_loss(x, y, weights_of(m)))
         if full and f == fractions[0]:
-            per, setup, total, model, first = spark_trainer(sc, lambda it: LinearRegression(
-                maxIter=it, regParam=0.0, solver="l-bfgs", tol=0.0, standardization=False).fit(df), k)
-            rows_out.append(dict(workload=label, system="spark-ml-lbfgs", per_iter=per, setup=setup, total=total,
-                                 first=first, loss=squared_loss(x, y, model.coefficients.toArray(), model.intercept)))
+            # L-BFGS stops at its own tolerance: its row reports the time to convergence and its iterations
+            t, model = timed(lambda: LinearRegression(maxIter=100, regParam=0.0, solver="l-bfgs", tol=1e-9,
+                                                      standardization=False).fit(df))
+            iters = model.summary.totalIterations
+            rows_out.append(dict(workload=label, system=f"spark-ml-lbfgs ({iters} iterations to tol 1e-9)",
+                                 per_iter=t / max(iters, 1), setup=None, total=t,
+                                 loss=squared_loss(x, y, model.coefficients.toArray(), model.intercept)))
             t, sk = timed(lambda: SGDRegressor(max_iter=k, tol=None, alpha=0.0, random_state=0).fit(x, y))
             rows_out.append(dict(workload=label, system="sklearn-sgd (1 process, per epoch)", per_iter=t / k,
                                  setup=0.0, total=t, loss=squared_loss(x, y, sk.coef_, sk.intercept_[0])))
@@ -291,24 +316,186 @@ def sparse_workload(spark, n, d, nnz, partitions, fraction, k, rows_out):
     def trains(trainer):
         return lambda it: trainer.train(rdd, iterations=it, **kw)
 
-    for name, train, marker in [("mllib", trains(MLlibLogistic), MLLIB_ITERATION),
-                                ("sparkgd-rdd", trains(LogisticRegressionWithSGD), SPARKGD_ITERATION),
-                                ("sparkgd-rdd, one job per iteration", per_job(trains(LogisticRegressionWithSGD)),
-                                 SPARKGD_ITERATION)]:
-        per, setup, total, model, first = spark_trainer(sc, train, k, marker)
-        rows_out.append(dict(workload=label, system=name, per_iter=per, setup=setup, total=total, first=first,
-                             loss=logistic_loss(csr, y, model.weights.toArray())))
+    systems = [("mllib", trains(MLlibLogistic), MLLIB_ITERATION),
+               ("sparkgd-rdd", trains(LogisticRegressionWithSGD), SPARKGD_ITERATION),
+               ("sparkgd-rdd, one job per iteration", per_job(trains(LogisticRegressionWithSGD)), SPARKGD_ITERATION)]
+    timings = time_systems(sc, systems, k)
+    assert_parity(label, timings, [name for name, _, _ in systems[1:]])
+    add_rows(rows_out, label, timings, lambda m: logistic_loss(csr, y, weights_of(m)))
     rows_out.append(dict(workload=label, system="empty Spark job", per_iter=empty_job(sc, partitions, k),
                          setup=0.0, total=None, loss=None))
     rdd.unpersist()
 
 
+def sparse_chunk(p, rows, d, nnz):
+    """Partition ``p``'s rows of the wide sparse problem: sorted unique columns, values, labels."""
+    w_true = np.random.default_rng(1).standard_normal(d)
+    rng = np.random.default_rng([1, p])
+    cols = np.sort(rng.integers(0, d, size=(rows, nnz)), axis=1)
+    vals = rng.standard_normal((rows, nnz))
+    margin = (vals * w_true[cols]).sum(axis=1)
+    return cols, vals, (rng.random(rows) < 1 / (1 + np.exp(-margin))).astype(float)
+
+
+def driver_bytes(sc, train, k, sparkgd):
+    """Driver TCP bytes ``(sent, received)`` per iteration of ``train`` (see ``traffic.py``).
+
+    sparkgd: between the ends of iterations 3 and ``k + 1`` of one call (its resident channel
+    closes with the call). MLlib: ``(B(k + 1) - B(2)) / (k - 1)`` over two calls.
+    """
+    from traffic import DriverTraffic
+
+    meter = DriverTraffic(sc)
+    if not sparkgd:
+        a = meter.snapshot()
+        train(2)
+        b = meter.snapshot()
+        train(k + 1)
+        c = meter.snapshot()
+        return tuple(((c[i] - b[i]) - (b[i] - a[i])) / (k - 1) for i in (0, 1))
+    marks = {}
+
+    class Marks(logging.Handler):
+        def emit(self, record):
+            if record.msg == "iteration %d done" and record.args[0] in (3, k + 1):
+                marks[record.args[0]] = meter.snapshot()
+
+    log = logging.getLogger("sparkgd")
+    handler, level = Marks(logging.DEBUG), log.level
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+    try:
+        train(k + 1)
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+    return tuple((marks[k + 1][i] - marks[3][i]) / (k - 2) for i in (0, 1))
+
+
+def wide_workload(spark, n, d, nnz, partitions, k, rows_out):
+    """Sparse logistic regression with a wide model: MLlib and sparkgd, time and driver bytes per iteration."""
+    import scipy.sparse as sp
+    from pyspark.mllib.classification import LogisticRegressionWithSGD as MLlibLogistic
+    from pyspark.mllib.linalg import SparseVector
+    from pyspark.mllib.regression import LabeledPoint
+
+    from sparkgd.rdd import LogisticRegressionWithSGD
+
+    sc = spark.sparkContext
+    sizes = [len(c) for c in np.array_split(np.arange(n), partitions)]
+
+    def rows(p, _):
+        cols, vals, y = sparse_chunk(p, sizes[p], d, nnz)
+        for c, v, label in zip(cols, vals, y):
+            idx, first = np.unique(c, return_index=True)
+            yield LabeledPoint(float(label), SparseVector(d, idx, v[first]))
+
+    rdd = sc.parallelize(range(partitions), partitions).mapPartitionsWithIndex(rows).cache()
+    rdd.count()
+    parts = [sparse_chunk(p, sizes[p], d, nnz) for p in range(partitions)]
+    cols, vals, y = (np.concatenate(a) for a in zip(*parts))
+    csr = sp.csr_matrix((vals.ravel(), cols.ravel(), np.arange(0, n * nnz + 1, nnz)), shape=(n, d))
+    label = f"wide sparse logistic {n}x{d} nnz={nnz} P={partitions} ({sc.master})"
+    kw = dict(step=1.0, miniBatchFraction=1.0, regParam=0.0, regType=None, convergenceTol=0.0)
+
+    def trains(trainer):
+        return lambda it: trainer.train(rdd, iterations=it, **kw)
+
+    systems = [("mllib", trains(MLlibLogistic), MLLIB_ITERATION),
+               ("sparkgd-rdd", trains(LogisticRegressionWithSGD), SPARKGD_ITERATION),
+               ("sparkgd-rdd, one job per iteration", per_job(trains(LogisticRegressionWithSGD)), SPARKGD_ITERATION)]
+    timings = time_systems(sc, systems, k)
+    assert_parity(label, timings, [name for name, _, _ in systems[1:]])
+    for name, train, marker in systems:
+        sent, received = driver_bytes(sc, train, k, marker == SPARKGD_ITERATION)
+        per = timings[name][0]
+        add_rows(rows_out, label, {name: timings[name]}, lambda m: logistic_loss(csr, y, weights_of(m)),
+                 driver_sent=sent, driver_received=received, vector_bytes=8 * d)
+        print(f"{label} {name}: {per:.3f} s/iter; driver sent {sent / 1e6:.1f} MB, received "
+              f"{received / 1e6:.1f} MB per iteration (one vector: {8 * d / 1e6:.1f} MB)", flush=True)
+    rdd.unpersist()
+
+
+def concurrency_workload(spark, rounds, rows_out):
+    """Other work of the application: CrossValidator(parallelism=2) and two fits from two threads.
+
+    Each round times both settings in alternating order; the ratios are per round.
+    """
+    import threading
+
+    from pyspark.ml.evaluation import BinaryClassificationEvaluator
+    from pyspark.ml.linalg import Vectors
+    from pyspark.ml.tuning import CrossValidator, ParamGridBuilder
+
+    from sparkgd.ml import SGDLogisticRegression
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(4000, 5))
+    y = (x @ rng.normal(size=5) + 0.3 * rng.normal(size=4000) > 0).astype(float)
+    df = spark.createDataFrame([(float(a), Vectors.dense(b)) for a, b in zip(y, x)], ["label", "features"])
+    df = df.repartition(2).cache()
+    df.count()
+    est = SGDLogisticRegression(maxIter=30, miniBatchFraction=0.5, tol=0.0)
+    grid = ParamGridBuilder().addGrid(est.stepSize, [0.5, 1.0]).addGrid(est.regParam, [0.0, 0.01]).build()
+
+    def cv(parallelism):
+        return CrossValidator(estimator=est, estimatorParamMaps=grid, evaluator=BinaryClassificationEvaluator(),
+                              numFolds=2, parallelism=parallelism, seed=1).fit(df)
+
+    def two_fits(threaded):
+        fits = [est.copy({est.stepSize: 0.5}), est.copy({est.stepSize: 1.0})]
+        if not threaded:
+            return [f.fit(df) for f in fits]
+        threads = [threading.Thread(target=f.fit, args=(df,)) for f in fits]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    cv(1)
+    two_fits(False)  # warm-up
+    for name, a, b in [("CrossValidator 2x2 grid, 2 folds: parallelism=2 vs 1", lambda: cv(2), lambda: cv(1)),
+                       ("two fits: two threads vs one after the other", lambda: two_fits(True),
+                        lambda: two_fits(False))]:
+        ratios, times = [], []
+        for r in range(rounds):
+            order = [a, b] if r % 2 else [b, a]
+            t = {fn: timed(fn)[0] for fn in order}
+            ratios.append(t[a] / t[b])
+            times.append((t[a], t[b]))
+        rows_out.append(dict(workload="concurrency (local[2])", system=name, per_iter=None, setup=None, total=None,
+                             loss=None, round_seconds=times, ratios=ratios, worst_ratio=max(ratios)))
+        print(f"{name}: ratio per round " + ", ".join(f"{q:.2f}" for q in ratios)
+              + " (seconds " + ", ".join(f"{p:.1f}/{q:.1f}" for p, q in times) + ")", flush=True)
+    df.unpersist()
+
+
+def wide_on_local_cluster(args, rows):
+    """Run the wide workload in a child process on a 2-executor ``local-cluster`` and add its rows."""
+    import subprocess
+    import tempfile
+
+    import pyspark
+
+    with tempfile.TemporaryDirectory(prefix="sparkgd-bench-") as tmp:
+        out = os.path.join(tmp, "wide.json")
+        env = dict(os.environ, SPARK_HOME=os.path.dirname(pyspark.__file__), SPARK_WORKER_DIR=tmp,
+                   SPARK_LOCAL_DIRS=tmp)
+        cmd = [sys.executable, __file__, "--master", "local-cluster[2,1,1024]", "--workloads", "wide",
+               "--scale", str(args.scale), "--iterations", str(args.iterations), "--json", out]
+        subprocess.run(cmd, env=env, check=True)
+        with open(out) as f:
+            rows.extend(json.load(f)["results"])
+
+
 def table(rows):
     mllib = {r["workload"]: r for r in rows if r["system"] == "mllib"}
-    out = ["| workload | system | s/iter | setup s | total s | first call s | final loss | iter vs MLlib "
-           "| total vs MLlib | first call vs MLlib |",
-           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    out = ["| workload | system | s/iter | s/iter cross-check | setup s | total s (k iter) | first call s "
+           "| final loss | driver MB out/in per iter | iter vs MLlib | total vs MLlib | first call vs MLlib |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
+        if "ratios" in r:
+            continue
         m = mllib.get(r["workload"])
 
         def ratio(key, r=r, m=m):
@@ -317,9 +504,18 @@ def table(rows):
         def num(v, fmt):
             return "" if v is None else format(v, fmt)
 
-        out.append(f"| {r['workload']} | {r['system']} | {num(r['per_iter'], '.4f')} | {num(r['setup'], '.2f')} | "
-                   f"{num(r['total'], '.2f')} | {num(r.get('first'), '.2f')} | {num(r['loss'], '.5f')} | "
+        traffic = (f"{r['driver_sent'] / 1e6:.1f} / {r['driver_received'] / 1e6:.1f}"
+                   if r.get("driver_sent") is not None else "")
+        out.append(f"| {r['workload']} | {r['system']} | {num(r['per_iter'], '.4f')} | "
+                   f"{num(r.get('per_iter_check'), '.4f')} | {num(r['setup'], '.2f')} | "
+                   f"{num(r['total'], '.2f')} | {num(r.get('first'), '.2f')} | {num(r['loss'], '.5f')} | {traffic} | "
                    f"{ratio('per_iter')} | {ratio('total')} | {ratio('first')} |")
+    concurrency = [r for r in rows if "ratios" in r]
+    if concurrency:
+        out += ["", "| concurrency (local[2]) | ratio per round | worst | seconds per round |", "|---|---|---:|---|"]
+        for r in concurrency:
+            out.append(f"| {r['system']} | {', '.join(f'{q:.2f}' for q in r['ratios'])} | {r['worst_ratio']:.2f} | "
+                       + ", ".join(f"{p:.1f}/{q:.1f}" for p, q in r["round_seconds"]) + " |")
     return "\n".join(out)
 
 
@@ -327,20 +523,26 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scale", type=float, default=1.0, help="multiplies every row count (0.05 runs in ~1 min)")
     p.add_argument("--iterations", type=int, default=10, help="iterations k per timed run (default 10)")
-    p.add_argument("--workloads", default="dense,sparse,scaling", help="comma-separated: dense,sparse,scaling")
+    p.add_argument("--workloads", default="dense,sparse,scaling,wide,concurrency",
+                   help="comma-separated: dense,sparse,scaling,wide,concurrency")
+    p.add_argument("--master", default="local[2]", help="Spark master (wide runs on local-cluster[2,1,1024])")
+    p.add_argument("--rounds", type=int, default=5, help="rounds of the concurrency workload")
     p.add_argument("--json", default="benchmarks/results.json", help="where to write the results")
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore")
     from pyspark.sql import SparkSession
 
-    spark = (SparkSession.builder.master("local[2]").appName("sparkgd-bench")
+    work = set(args.workloads.split(","))
+    rows: list[dict] = []
+    cluster = args.master.startswith("local-cluster")
+    if "wide" in work and not cluster:
+        wide_on_local_cluster(args, rows)
+    spark = (SparkSession.builder.master(args.master).appName("sparkgd-bench")
              .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
-             .config("spark.driver.memory", "8g")
+             .config("spark.driver.memory", "8g").config("spark.executor.memory", "1g")
              .config("spark.python.unix.domain.socket.enabled", "true")  # as conf/spark-defaults.conf
              .getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
-    rows: list[dict] = []
-    work = set(args.workloads.split(","))
     try:
         if "dense" in work:
             dense_workload(spark, int(400_000 * args.scale), 50, 2, [1.0, 0.1, 0.01], args.iterations, rows)
@@ -351,6 +553,11 @@ def main(argv: list[str]) -> int:
                 sub: list[dict] = []
                 dense_workload(spark, int(n * args.scale), 50, 2, [0.1], args.iterations, sub, "scaling")
                 rows.extend(r for r in sub if r["system"] in ("mllib", "sparkgd-rdd", "empty Spark job"))
+        if "wide" in work and cluster:
+            for partitions in (8, 32):
+                wide_workload(spark, int(200_000 * args.scale), 2 ** 20, 20, partitions, args.iterations, rows)
+        if "concurrency" in work and not cluster:
+            concurrency_workload(spark, args.rounds, rows)
     finally:
         spark.stop()
     print(table(rows))

@@ -22,8 +22,8 @@ def main(argv: list[str], spark=None) -> int:
     args = p.parse_args(argv)
     from pyspark.sql import SparkSession
 
-    from sparkgd.compare import compare
-    from sparkgd.plots import plot_compare
+    from sparkgd.job.compare import compare
+    from sparkgd.job.plots import plot_compare
 
     own = spark is None
     if own:

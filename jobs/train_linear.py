@@ -11,7 +11,7 @@ import argparse
 import logging
 import sys
 
-from sparkgd import config
+from sparkgd.job import config
 
 
 class _Parser(argparse.ArgumentParser):
@@ -76,7 +76,9 @@ def main(argv: list[str], spark=None) -> int:
 
     from pyspark.sql import SparkSession
 
-    from sparkgd import SGDDivergenceError, io, job
+    from sparkgd import SGDDivergenceError
+    from sparkgd.core.errors import InputDataError
+    from sparkgd.job import run as job
 
     own = spark is None
     if own:
@@ -95,14 +97,12 @@ def main(argv: list[str], spark=None) -> int:
             job.save(result, cfg.output, spark.sparkContext)
             print(f"wrote {cfg.output}/model, {cfg.output}/metrics.json and {cfg.output}/loss.png")
         return 0
-    except (io.DataError, SGDDivergenceError) as e:
+    except (InputDataError, SGDDivergenceError) as e:
         print(f"train_linear.py: error: {e}", file=sys.stderr)
         return 3
-    except ValueError as e:
-        if "bad input data" in str(e) or "labels must be 0 or 1" in str(e):
-            print(f"train_linear.py: error: {e}", file=sys.stderr)
-            return 3
-        raise
+    except ValueError as e:  # a setting the data or a checkpoint refuses: a configuration error
+        print(f"train_linear.py: error: {e}", file=sys.stderr)
+        return 2
     finally:
         if own:
             spark.stop()

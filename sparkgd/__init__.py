@@ -1,10 +1,11 @@
 """sparkgd: distributed mini-batch SGD for linear models on Apache Spark."""
 
-from sparkgd.errors import SGDDivergenceError
-from sparkgd.gradients import Gradient, HingeGradient, LeastSquaresGradient, LogisticGradient
-from sparkgd.optimize import SGDResult, run_minibatch_sgd
-from sparkgd.schedules import ConstantSchedule, InverseSqrtSchedule
-from sparkgd.updaters import ElasticNetUpdater, L1Updater, SimpleUpdater, SquaredL2Updater, Updater
+from sparkgd.core.errors import SGDDivergenceError
+from sparkgd.core.gradients import Gradient, HingeGradient, LeastSquaresGradient, LogisticGradient
+from sparkgd.core.schedules import ConstantSchedule, InverseSqrtSchedule
+from sparkgd.core.state import SGDResult
+from sparkgd.core.updaters import ElasticNetUpdater, L1Updater, SimpleUpdater, SquaredL2Updater, Updater
+from sparkgd.engine.loop import run_minibatch_sgd
 
 __version__ = "0.1.0"
 

@@ -31,12 +31,13 @@ import numpy as np
 from pyspark import RDD, SparkContext
 from pyspark.mllib.linalg import DenseVector
 
-from sparkgd import persistence
-from sparkgd.blocks import BlockedData
-from sparkgd.gradients import Gradient, HingeGradient, LeastSquaresGradient, LogisticGradient
-from sparkgd.optimize import _as_weights, _check_params, descend
-from sparkgd.reuse import blocks_for
-from sparkgd.updaters import L1Updater, SquaredL2Updater, get_updater
+from sparkgd.core import persistence
+from sparkgd.core.gradients import Gradient, HingeGradient, LeastSquaresGradient, LogisticGradient
+from sparkgd.core.state import as_weights, check_params
+from sparkgd.core.updaters import L1Updater, SquaredL2Updater, get_updater
+from sparkgd.engine.blocks import BlockedData
+from sparkgd.engine.loop import descend
+from sparkgd.engine.reuse import blocks_for
 
 _NAMES = {"iterations": "iterations", "step": "step", "regParam": "regParam",
           "miniBatchFraction": "miniBatchFraction", "convergenceTol": "convergenceTol"}
@@ -207,8 +208,8 @@ def _train(model_class: type[LinearModel], data: RDD, gradient: Gradient, update
            iterations: int, step: float, miniBatchFraction: float, initialWeights: Any, regParam: float,
            intercept: bool, validateData: bool, convergenceTol: float, binary: bool,
            callback: Any = None, checkpointDir: str | None = None, checkpointInterval: int = 10,
-           resume: bool = False) -> LinearModel:
-    _check_params(iterations, step, regParam, miniBatchFraction, convergenceTol, 2, _NAMES)
+           resume: bool = False, seed: int = 42, aggregationDepth: int = 2) -> LinearModel:
+    check_params(iterations, step, regParam, miniBatchFraction, convergenceTol, aggregationDepth, _NAMES)
     updater = updater_reg_type if not isinstance(updater_reg_type, (str, type(None))) else get_updater(updater_reg_type)
     if not isinstance(data, RDD):
         raise TypeError(f"data must be an RDD of LabeledPoint or (label, features), got {type(data).__name__}")
@@ -219,13 +220,14 @@ def _train(model_class: type[LinearModel], data: RDD, gradient: Gradient, update
         if initialWeights is None:
             w0 = np.zeros(d or 0)
         else:
-            w0 = _as_weights(initialWeights, d, "initialWeights")
+            w0 = as_weights(initialWeights, d, "initialWeights")
         if intercept:
             w0 = np.append(w0, 1.0)
         result = descend(blocks, gradient, updater, w0, step_size=float(step), num_iterations=int(iterations),
                          reg_param=float(regParam), mini_batch_fraction=float(miniBatchFraction),
                          convergence_tol=float(convergenceTol), fit_intercept=bool(intercept), callback=callback,
-                         checkpoint_dir=checkpointDir, checkpoint_interval=checkpointInterval, resume=resume)
+                         checkpoint_dir=checkpointDir, checkpoint_interval=checkpointInterval, resume=resume,
+                         seed=int(seed), aggregation_depth=int(aggregationDepth))
     w = result.weights
     coef, b = (w[:-1], w[-1]) if intercept else (w, 0.0)
     return model_class(coef, b, result.loss_history, result.num_iterations)

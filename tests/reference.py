@@ -1,6 +1,6 @@
 """A plain-numpy MLlib mini-batch SGD, the oracle for the engine's arithmetic.
 
-It walks the same partitions with :func:`sparkgd.sampling.sample_positions` (which the Spark
+It walks the same partitions with :func:`sparkgd.core.sampling.sample_positions` (which the Spark
 tests check against the JVM) and repeats ``runMiniBatchSGD`` one partition at a time.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sparkgd.sampling import partition_seed, sample_positions
+from sparkgd.core.sampling import partition_seed, sample_positions
 
 
 def reference_sgd(parts, gradient, updater, *, step_size=1.0, num_iterations=100, reg_param=0.0,

@@ -31,12 +31,12 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DoubleType, NumericType, StructField, StructType
 
-from sparkgd.arrow import build_block_from_batches, record_batches
-from sparkgd.blocks import BlockedData, feature_std
-from sparkgd.gradients import Gradient
-from sparkgd.optimize import descend
-from sparkgd.reuse import blocks_for
-from sparkgd.updaters import ElasticNetUpdater
+from sparkgd.core.gradients import Gradient
+from sparkgd.core.updaters import ElasticNetUpdater
+from sparkgd.engine.arrow import build_block_from_batches, record_batches
+from sparkgd.engine.blocks import BlockedData, feature_std
+from sparkgd.engine.loop import descend
+from sparkgd.engine.reuse import blocks_for
 
 FORMAT_VERSION = 1
 
@@ -261,7 +261,7 @@ class _SGDModelReader(MLReader):
         self.cls = cls
 
     def load(self, path: str) -> Any:
-        from sparkgd.persistence import ModelFormatError
+        from sparkgd.core.persistence import ModelFormatError
 
         try:
             meta = DefaultParamsReader.loadMetadata(path, self.sc)

@@ -11,7 +11,7 @@ from pyspark.ml.param.shared import HasProbabilityCol, HasThreshold
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from sparkgd.gradients import HingeGradient, LogisticGradient
+from sparkgd.core.gradients import HingeGradient, LogisticGradient
 from sparkgd.ml.base import _SGDEstimator, _SGDModel
 from sparkgd.ml.params import _SGDParams, _SGDSetters
 from sparkgd.ml.summary import SGDClassificationSummary, SGDClassificationTrainingSummary

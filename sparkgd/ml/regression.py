@@ -7,7 +7,7 @@ from pyspark.ml.base import PredictionModel, Predictor
 from pyspark.ml.linalg import Vector
 from pyspark.sql import DataFrame
 
-from sparkgd.gradients import LeastSquaresGradient
+from sparkgd.core.gradients import LeastSquaresGradient
 from sparkgd.ml.base import _SGDEstimator, _SGDModel
 from sparkgd.ml.params import _SGDParams, _SGDSetters
 from sparkgd.ml.summary import SGDRegressionSummary, SGDRegressionTrainingSummary

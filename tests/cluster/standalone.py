@@ -44,7 +44,8 @@ class StandaloneCluster:
         env.update(SPARK_HOME=str(self.home), SPARK_CONF_DIR=str(self.conf), SPARK_LOCAL_IP="127.0.0.1",
                    PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable,
                    SPARK_DAEMON_JAVA_OPTS=fast, SPARK_MASTER_OPTS="-Dspark.master.rest.enabled=false",
-                   SPARK_LOG_DIR=str(self.root / "logs"), SPARK_PID_DIR=str(self.root / "pids"))
+                   SPARK_LOG_DIR=str(self.root / "logs"), SPARK_PID_DIR=str(self.root / "pids"),
+                   SPARK_LOCAL_DIRS=str(self.root / "local"))
         return env
 
     def start(self) -> StandaloneCluster:

@@ -64,3 +64,41 @@ def test_cluster_model_equals_local_model_even_when_a_worker_dies(spark, cluster
     np.testing.assert_allclose(remote["weights"], local["weights"], rtol=1e-12, atol=1e-15)
     assert remote["intercept"] == pytest.approx(local["intercept"], rel=1e-12)
     assert remote["iterations"] == local["iterations"] == 100
+
+
+SPARK_OWN = ("stdout", "stderr", "sparkgd.zip")  # what Spark itself leaves in an application's work dir
+
+
+def test_data_stays_in_spark_storage_and_shares_mode_rebuilds_nothing(spark, cluster, tmp_path):
+    out = tmp_path / "citizen.json"
+    proc = cluster.submit(["--py-files", str(package_zip(tmp_path / "sparkgd.zip")),
+                           str(ROOT / "tests" / "cluster" / "citizen_run.py"), str(out)])
+    log, _ = proc.communicate(timeout=400)
+    assert proc.returncode == 0, log[-3000:]
+    remote = json.loads(out.read_text())
+
+    spec = importlib.util.spec_from_file_location("citizen_run", ROOT / "tests" / "cluster" / "citizen_run.py")
+    citizen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(citizen)
+    local = citizen.train_all(spark)
+    for key in ("uncached", "cached", "shares"):
+        np.testing.assert_array_equal(np.array(remote[key]), np.array(local[key]), err_msg=key)
+    assert remote["shares_builds"] == 8  # once per partition over two calls: nothing rebuilt
+    assert any("2 tasks serve the 8 partitions" in line for line in remote["log"]), remote["log"]
+
+    left = sorted(str(p.relative_to(cluster.root)) for d in [*cluster.root.glob("work*"), cluster.root / "local"]
+                  if d.exists() for p in d.rglob("*") if p.is_file() and p.name not in SPARK_OWN)
+    assert left == [], left
+
+
+def test_resident_tasks_stay_off_with_one_log_line_when_spark_encrypts(spark, cluster, tmp_path):
+    out = tmp_path / "citizen.json"
+    proc = cluster.submit(["--py-files", str(package_zip(tmp_path / "sparkgd.zip")),
+                           "--conf", "spark.network.crypto.enabled=true",
+                           str(ROOT / "tests" / "cluster" / "citizen_run.py"), str(out)])
+    log, _ = proc.communicate(timeout=400)
+    assert proc.returncode == 0, log[-3000:]
+    lines = json.loads(out.read_text())["log"]
+    off = [line for line in lines if "resident tasks are off" in line]
+    assert len(off) == 1 and "spark.network.crypto.enabled=true" in off[0], lines  # once per application
+    assert not any("tasks serve" in line for line in lines)

@@ -6,8 +6,8 @@ import scipy.sparse as sp
 from pyspark.ml.linalg import Vectors, VectorUDT
 from pyspark.sql.types import DoubleType, StructField, StructType
 
-from sparkgd.arrow import build_block_from_batches, record_batches
-from sparkgd.blocks import build_block
+from sparkgd.core.block import build_block
+from sparkgd.engine.arrow import build_block_from_batches, record_batches
 
 NAMES = ("column 'label'", "column 'features'", "column 'w'")
 SCHEMA = StructType([StructField("label", DoubleType()), StructField("features", VectorUDT()),

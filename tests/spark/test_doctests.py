@@ -4,14 +4,14 @@ import doctest
 
 import pytest
 
+import sparkgd.core.schedules
 import sparkgd.ml.classification
 import sparkgd.ml.regression
 import sparkgd.rdd
-import sparkgd.schedules
 
 
-@pytest.mark.parametrize("module", [sparkgd.rdd, sparkgd.schedules, sparkgd.ml.regression, sparkgd.ml.classification],
-                         ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [sparkgd.rdd, sparkgd.core.schedules, sparkgd.ml.regression,
+                                    sparkgd.ml.classification], ids=lambda m: m.__name__)
 def test_docstring_examples(spark, module):
     result = doctest.testmod(module, extraglobs={"spark": spark, "sc": spark.sparkContext},
                              optionflags=doctest.ELLIPSIS)

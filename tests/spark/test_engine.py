@@ -16,8 +16,10 @@ from sparkgd import (
     SquaredL2Updater,
     run_minibatch_sgd,
 )
-from sparkgd.aggregation import IteratedAggregation, decode, encode
-from sparkgd.optimize import _comb_op, _stored_seq_op
+from sparkgd.core.block import block_sums, comb
+from sparkgd.core.tree import CombineTree
+from sparkgd.engine import aggregation
+from sparkgd.engine.blocks import BlockedData
 from tests.reference import reference_sgd
 from tests.spark.data import make_problem, partitioned, parts_of
 
@@ -82,40 +84,47 @@ def test_convergence_tol_stops_early(regression):
     assert tight.num_iterations == loose.num_iterations + 5
 
 
-def test_task_function_is_shipped_once_and_stays_small(sc):
-    # the weights travel as a local property of each iteration's job, not in the pickled function
+def test_weights_travel_as_a_broadcast_so_the_task_function_stays_small(sc):
     d = 200_000
-    fold = functools.partial(_stored_seq_op, store_id="s", gradient=LeastSquaresGradient(), fraction=0.1,
-                             fit_intercept=False, scale=None)
-    job = IteratedAggregation(sc, 2, fold, _comb_op, 2, key="sparkgd.test")
+    bc = sc.broadcast(np.ones(d))
     try:
-        size = len(CloudPickleSerializer().dumps(job._partials.func))
-        # no block is stored under "s": each task decodes the property and reports its partition missing
-        assert job(np.ones(d), 43) == (None, 0.0, 0, 0.0, (0, 1))
-        assert job(np.ones(d), 44) == (None, 0.0, 0, 0.0, (0, 1))
+        kw = dict(gradient=LeastSquaresGradient(), fraction=0.1, fit_intercept=False, scale=None)
+        leaf = functools.partial(aggregation._leaf, tree=CombineTree(8, 2), weights=bc, seed=43, kw=kw)
+        size = len(CloudPickleSerializer().dumps(leaf))
     finally:
-        job.close()
+        # pickling registered the broadcast for the next job's tasks: keep it usable (unpersist, not destroy)
+        bc.unpersist()
     assert size < 4096, f"function of {size} bytes"
-    w = np.random.default_rng(0).normal(size=d)
-    seed, back = decode(encode(2**40 + 3, w))
-    assert seed == 2**40 + 3 and back.tobytes() == w.tobytes()
 
 
-def test_many_partitions_combine_through_tree_levels_like_tree_aggregate(sc):
-    from sparkgd.aggregation import _levels
-
-    assert _levels(2, 2) == [] and _levels(9, 2) == [3]  # pyspark's treeAggregate shuffles at 9, depth 2
-
-    def fold(acc, partition, *, weights, seed):
-        return (acc or 0.0) + weights[partition] * seed
-
-    job = IteratedAggregation(sc, 9, fold, lambda a, b: b if a is None else a + b, 2,
-                              key="sparkgd.test.tree")
+@pytest.mark.parametrize("partitions,depth", [(9, 2), (16, 3), (5, 1)])
+def test_the_job_combines_floats_in_the_tree_order_bit_for_bit(sc, partitions, depth):
+    # wide enough (d = 10_000) that the driver receives the root only, combined on an executor
+    rng = np.random.default_rng(partitions)
+    d = 10_000
+    rows = [(float(rng.normal()), rng.normal(size=d) * 10.0 ** rng.integers(-6, 7)) for _ in range(4 * partitions)]
+    blocks = BlockedData(sc.parallelize(rows, partitions))
+    kw = dict(gradient=LeastSquaresGradient(), fraction=1.0, fit_intercept=False, scale=None)
+    tree = CombineTree(partitions, depth)
+    w = rng.normal(size=d)
     try:
-        w = np.arange(1.0, 10.0)
-        assert job(w, 3) == 3 * w.sum() and job(w, 5) == 5 * w.sum()
+        assert aggregation.top_level(tree, d) == tree.height
+        got = aggregation.tree_aggregate(blocks.rdd, tree, w, 7, kw)
+        local = {b.partition: block_sums(b, w, seed=7, **kw) for b in blocks.rdd.collect()}
     finally:
-        job.close()
+        blocks.unpersist()
+    want = tree.combine({(0, p): acc for p, acc in local.items()}, comb)
+    assert got[0].tobytes() == want[0].tobytes() and got[1:] == want[1:]
+    # the order shows in the bits, so the test can fail: another order gives other bits
+    backwards = None
+    for p in sorted(local, reverse=True):
+        backwards = comb(backwards, local[p])
+    assert backwards[0].tobytes() != want[0].tobytes()
+    if tree.height > 1:  # a tree of two or more levels is not the plain left fold
+        plain = None
+        for p in sorted(local):
+            plain = comb(plain, local[p])
+        assert plain[0].tobytes() != want[0].tobytes()
 
 
 def test_results_are_deterministic_and_seeded(classification):
@@ -144,20 +153,3 @@ def test_empty_rdd_returns_initial_weights_with_a_warning(sc):
         res = run_minibatch_sgd(sc.parallelize([], 2), LeastSquaresGradient(), SimpleUpdater(),
                                 initial_weights=[1.0, 2.0])
     assert res.weights.tolist() == [1.0, 2.0] and res.loss_history == [] and res.num_iterations == 0
-
-
-def test_blocks_missing_from_the_store_fall_back_to_the_cached_rdd(regression):
-    from sparkgd.blocks import BlockedData
-    from sparkgd.optimize import descend
-
-    _, _, rdd = regression
-    blocks = BlockedData(rdd)
-    try:
-        kw = dict(num_iterations=5, mini_batch_fraction=0.5, convergence_tol=0.0, step_size=0.5)
-        stored = descend(blocks, LeastSquaresGradient(), SimpleUpdater(), np.zeros(5), **kw)
-        blocks.store_id = "sparkgd-store-that-no-host-has"  # every task misses: the driver falls back
-        fallback = descend(blocks, LeastSquaresGradient(), SimpleUpdater(), np.zeros(5), **kw)
-    finally:
-        blocks.unpersist()
-    np.testing.assert_allclose(fallback.weights, stored.weights, rtol=1e-14)
-    assert fallback.loss_history == pytest.approx(stored.loss_history, rel=1e-14)

@@ -43,7 +43,8 @@ def test_synthetic_run_writes_a_model_that_predicts_what_the_metrics_say(spark, 
     model = LinearRegressionModel.load(spark.sparkContext, str(out / "model"))
     np.testing.assert_array_equal(model.weights.toArray(), m["weights"])
     # recompute the held-out RMSE with the loaded model, rows chosen exactly as the job chose them
-    from sparkgd import config, job
+    from sparkgd.job import config
+    from sparkgd.job import run as job
     cfg = config.resolve({}, {"rows": 3000, "seed": 3})
     rows, _, _, _ = job.load(spark, cfg)
     _, test = job.split(rows, cfg.test_fraction, cfg.seed)
@@ -103,7 +104,7 @@ def test_config_file_with_command_line_overrides(spark, train_linear, tmp_path):
     assert m["config"]["loss"] == "logistic" and m["config"]["iterations"] == 4 == m["iterations"]
     assert m["config"]["reg_type"] == "l2" and m["config"]["rows"] == 1500
     assert (ROOT / "conf" / "train_linear.toml").is_file()
-    from sparkgd.config import load_toml
+    from sparkgd.job.config import load_toml
     assert load_toml(str(ROOT / "conf" / "train_linear.toml"))["loss"] == "squared"
 
 
@@ -195,3 +196,77 @@ def test_compare_gd_writes_plot_and_csv(spark, tmp_path):
     lines = (tmp_path / "compare_gd.csv").read_text().splitlines()
     assert lines[0] == "variant,iteration,rows_processed,loss" and len(lines) == 1 + 3 * 8
     assert os.path.getsize(tmp_path / "compare_gd.png") > 20_000
+
+
+def weights_csv(tmp_path, n=400, d=4):
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(n, d)) * np.array([1e-3, 1.0, 3.0, 0.1])
+    y = x @ np.array([200.0, -1.0, 0.01, 3.0]) + 0.1 * rng.normal(size=n)
+    path = tmp_path / "rows.csv"
+    path.write_text("y,a,b,c,e\n" + "\n".join(",".join(repr(float(v)) for v in (t, *row)) for t, row in zip(y, x)))
+    return path, x, y  # the text holds the exact doubles
+
+
+def test_seed_and_aggregation_depth_reach_the_rdd_training(spark, train_linear, tmp_path):
+    csv, _, _ = weights_csv(tmp_path)
+    base = ["--input", csv, "--format", "csv", "--label-col", "y", "--test-fraction", 0, "--iterations", 12,
+            "--mini-batch-fraction", 0.5, "--partitions", 8, "--step-size", 0.1]
+    got = {}
+    for name, extra in [("42", ["--seed", 42]), ("again", ["--seed", 42]), ("7", ["--seed", 7]),
+                        ("depth1", ["--aggregation-depth", 1]), ("depth3", ["--aggregation-depth", 3])]:
+        out = tmp_path / name
+        assert run(train_linear, spark, *base, *extra, "--output", out) == 0
+        got[name] = np.array(metrics_of(out)["weights"])
+    assert got["42"].tobytes() == got["again"].tobytes()
+    assert not np.allclose(got["42"], got["7"], rtol=1e-6)  # another sample
+    # depth 1 folds the 8 partitions left to right, depth 3 pairs them: the same model to rounding, other bits
+    np.testing.assert_allclose(got["depth1"], got["depth3"], rtol=1e-9)
+    assert got["depth1"].tobytes() != got["depth3"].tobytes()
+
+
+def test_csv_and_parquet_rows_repartitioned_in_order_give_one_model(spark, train_linear, tmp_path):
+    csv, x, y = weights_csv(tmp_path)
+    pq = str(tmp_path / "rows.parquet")
+    spark.createDataFrame([(float(t), *map(float, row)) for t, row in zip(y, x)], ["y", "a", "b", "c", "e"]) \
+        .coalesce(1).write.parquet(pq)
+    models = {}
+    for fmt, path in [("csv", csv), ("parquet", pq)]:
+        out = tmp_path / fmt
+        assert run(train_linear, spark, "--input", path, "--format", fmt, "--label-col", "y", "--partitions", 3,
+                   "--mini-batch-fraction", 0.3, "--iterations", 10, "--step-size", 0.1, "--output", out) == 0
+        models[fmt] = metrics_of(out)["weights"]
+    assert models["csv"] == models["parquet"] and np.isfinite(models["csv"]).all()
+    shuffled = tmp_path / "shuffled.parquet"  # the same rows in another order: another model, so order matters
+    spark.read.parquet(pq).orderBy("a").coalesce(1).write.parquet(str(shuffled))
+    out = tmp_path / "shuffled"
+    assert run(train_linear, spark, "--input", shuffled, "--format", "parquet", "--label-col", "y", "--partitions", 3,
+               "--mini-batch-fraction", 0.3, "--iterations", 10, "--step-size", 0.1, "--output", out) == 0
+    assert metrics_of(out)["weights"] != models["parquet"]
+
+
+def test_a_checkpoint_of_other_settings_exits_2_with_one_line(spark, train_linear, tmp_path, capsys):
+    ck = tmp_path / "ck"
+    argv = ["--rows", 1000, "--iterations", 4, "--checkpoint-dir", ck, "--checkpoint-interval", 2]
+    assert run(train_linear, spark, *argv) == 0
+    capsys.readouterr()
+    assert run(train_linear, spark, *argv, "--step-size", 0.1, "--resume") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "other settings" in err[0] and "Traceback" not in err[0]
+
+
+def test_progress_eta_counts_iterations_only(monkeypatch, caplog):
+    import logging
+
+    from sparkgd.core.state import SGDState
+    from sparkgd.job import run as job
+
+    now = [0.0]
+    monkeypatch.setattr(job.time, "perf_counter", lambda: now[0])
+    progress = job.Progress(total=100, step_size=1.0, every=10)
+    state = SGDState(0, np.zeros(1), 0.0)
+    with caplog.at_level(logging.INFO, logger="sparkgd"):
+        for t in range(1, 11):
+            now[0] = 4.0 + 0.1 * t  # 4 s of block build, then 0.1 s per iteration
+            state.iteration = t
+            progress(state)
+    assert "elapsed 5.0s  ETA 9.0s" in caplog.text

@@ -157,7 +157,10 @@ def test_pipeline_in_cross_validator(spark, est):
     best = cv_model.bestModel.stages[-1]
     assert isinstance(best, stage._model_class)
     quality = evaluator.evaluate(cv_model.transform(df))
-    assert quality > (0.9 if est is SGDLinearRegression else 0.95) or est is SGDLinearRegression and quality < 0.5
+    if est is SGDLinearRegression:  # RMSE: well below the label's spread (predicting the mean)
+        assert quality < 0.5 * float(np.std(label)), (quality, np.std(label))
+    else:  # area under ROC
+        assert quality > 0.95
 
 
 def _no_pickles(root):
@@ -218,6 +221,10 @@ def test_nan_features_labels_and_negative_weights(spark):
     neg = spark.createDataFrame([(1.0, Vectors.dense([1.0]), -1.0)], ["label", "features", "w"])
     with pytest.raises(ValueError, match="column 'w' has 1 negative weights"):
         SGDLinearRegression(weightCol="w").fit(neg)
+    zero = spark.createDataFrame([(1.0, Vectors.dense([1.0]), 0.0), (2.0, Vectors.dense([3.0]), 0.0)],
+                                 ["label", "features", "w"])
+    with pytest.raises(ValueError, match="column 'w' is 0 for all 2 rows"):
+        SGDLinearRegression(weightCol="w").fit(zero)
     nulls = spark.createDataFrame([(1.0, Vectors.dense([1.0])), (1.0, None)], ["label", "features"]).coalesce(1)
     with pytest.raises(ValueError, match="row 1: column 'features' is null"):
         SGDLinearRegression().fit(nulls)
@@ -232,3 +239,17 @@ def test_params_out_of_range_are_named_before_any_job(spark, param, value):
     est._set(**{param: value})
     with pytest.raises(ValueError, match=f"param {param} must be"):
         est.fit(poisoned)
+
+
+def test_mini_batches_of_zero_weight_rows_are_skipped(spark):
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=40)
+    rows = [(float(2 * v), Vectors.dense([float(v)]), 1.0 if i == 0 else 0.0) for i, v in enumerate(x)]
+    df = spark.createDataFrame(rows, ["label", "features", "w"]).coalesce(1)
+    model = SGDLinearRegression(weightCol="w", maxIter=30, miniBatchFraction=0.1, tol=0.0, fitIntercept=False,
+                                standardization=False, stepSize=0.5).fit(df)
+    updates = model.summary.totalIterations
+    history = model.summary.objectiveHistory
+    # only the mini-batches holding row 0 count: fewer updates than iterations, every one finite
+    assert 0 < len(history) < 30 == updates and np.isfinite(history).all()
+    assert np.isfinite(model.coefficients.toArray()).all()

@@ -8,7 +8,7 @@ from pyspark.mllib.linalg import SparseVector
 from pyspark.mllib.regression import LabeledPoint
 from pyspark.mllib.regression import LinearRegressionModel as MLlibLinear
 
-from sparkgd.persistence import ModelFormatError
+from sparkgd.core.persistence import ModelFormatError
 from sparkgd.rdd import (
     LassoModel,
     LinearRegressionModel,

@@ -1,6 +1,8 @@
 """Task failures, retries, parallelism and interrupted runs do not change the model."""
 
+import contextlib
 import importlib.util
+import logging
 import os
 import pathlib
 import signal
@@ -57,13 +59,50 @@ def test_rdd_api_resumes_from_a_checkpoint_to_the_same_model(rdd, tmp_path):
     ckpt = str(tmp_path / "ckpt")
     first = sgd.LogisticRegressionWithSGD.train(rdd, iterations=8, checkpointDir=ckpt, checkpointInterval=3, **kw)
     assert sorted(os.listdir(ckpt)) == ["ckpt-00000006", "ckpt-00000008"]  # every 3, the last, newest two kept
-    resumed = sgd.LogisticRegressionWithSGD.train(rdd, iterations=12, checkpointDir=ckpt, resume=True, **kw)
+    with iterations_run() as ran:
+        resumed = sgd.LogisticRegressionWithSGD.train(rdd, iterations=12, checkpointDir=ckpt, resume=True, **kw)
+    assert ran == [9, 10, 11, 12]  # started from the checkpoint of iteration 8, not from scratch
     np.testing.assert_array_equal(resumed.weights.toArray(), whole.weights.toArray())
     assert resumed.intercept == whole.intercept and resumed.lossHistory == whole.lossHistory
     assert first.numIterations == 8 and resumed.numIterations == 12
     with pytest.raises(ValueError, match="other settings"):
         sgd.LogisticRegressionWithSGD.train(rdd, iterations=12, checkpointDir=ckpt, resume=True,
                                             **dict(kw, step=0.25))
+
+
+def test_resuming_restores_the_convergence_test(rdd, tmp_path):
+    kw = dict(step=0.5, miniBatchFraction=1.0, convergenceTol=0.02)
+    whole = sgd.LogisticRegressionWithSGD.train(rdd, iterations=200, **kw)
+    stop = whole.numIterations
+    assert 3 <= stop < 200
+    ckpt = str(tmp_path / "ckpt")
+    sgd.LogisticRegressionWithSGD.train(rdd, iterations=stop - 1, checkpointDir=ckpt, checkpointInterval=1, **kw)
+    with iterations_run() as ran:
+        resumed = sgd.LogisticRegressionWithSGD.train(rdd, iterations=200, checkpointDir=ckpt, resume=True, **kw)
+    # the first resumed update is tested against the restored previous weights, so it stops where the whole run did
+    assert ran == [stop] and resumed.numIterations == stop
+    np.testing.assert_array_equal(resumed.weights.toArray(), whole.weights.toArray())
+
+
+@contextlib.contextmanager
+def iterations_run():
+    """The iterations a training call ran, from the loop's ``iteration t done`` records."""
+    ran = []
+
+    class Records(logging.Handler):
+        def emit(self, record):
+            if record.msg == "iteration %d done":
+                ran.append(record.args[0])
+
+    log = logging.getLogger("sparkgd")
+    handler, level = Records(logging.DEBUG), log.level
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+    try:
+        yield ran
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
 
 
 def test_dataframe_api_resumes_from_a_checkpoint(spark, tmp_path):
@@ -74,7 +113,9 @@ def test_dataframe_api_resumes_from_a_checkpoint(spark, tmp_path):
     whole = SGDLogisticRegression(maxIter=9, **kw).fit(df)
     ckpt = str(tmp_path / "ckpt")
     SGDLogisticRegression(maxIter=5, checkpointDir=ckpt, checkpointInterval=2, **kw).fit(df)
-    resumed = SGDLogisticRegression(maxIter=9, checkpointDir=ckpt, resume=True, **kw).fit(df)
+    with iterations_run() as ran:
+        resumed = SGDLogisticRegression(maxIter=9, checkpointDir=ckpt, resume=True, **kw).fit(df)
+    assert ran == [6, 7, 8, 9]
     np.testing.assert_array_equal(resumed.coefficients.toArray(), whole.coefficients.toArray())
     assert resumed.summary.objectiveHistory == whole.summary.objectiveHistory
 
@@ -118,8 +159,8 @@ def test_killed_job_resumes_to_the_uninterrupted_model(spark, tmp_path):
 
 
 def test_dataframe_model_load_refuses_foreign_and_missing_directories(spark, tmp_path):
+    from sparkgd.core.persistence import ModelFormatError
     from sparkgd.ml import SGDLinearRegressionModel
-    from sparkgd.persistence import ModelFormatError
     from sparkgd.rdd import LinearRegressionModel
 
     LinearRegressionModel([1.0], 0.0).save(spark.sparkContext, str(tmp_path / "rdd-model"))

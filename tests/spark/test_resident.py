@@ -1,13 +1,23 @@
-"""Resident tasks compute exactly what one job per iteration computes, and hand over when lost."""
+"""Resident tasks compute the bits one Spark job per iteration computes, and give way to other work."""
 
 import logging
+import socket
+import threading
+import time
 
 import numpy as np
 import pytest
+from pyspark import InheritableThread
 
-from sparkgd import LogisticGradient, SquaredL2Updater, run_minibatch_sgd
-from sparkgd.aggregation import IteratedAggregation
-from sparkgd.resident import ENABLED, task_count
+from sparkgd import LeastSquaresGradient, LogisticGradient, SimpleUpdater, SquaredL2Updater, run_minibatch_sgd
+from sparkgd.core.block import comb
+from sparkgd.core.tree import CombineTree
+from sparkgd.engine import aggregation
+from sparkgd.engine.aggregation import IterationSums
+from sparkgd.engine.blocks import BlockedData
+from sparkgd.engine.channel import connect_handshake
+from sparkgd.engine.loop import descend
+from sparkgd.engine.resident import ENABLED, PORT, Lost, ResidentTasks
 from tests.spark.data import labeled_points, make_problem, partitioned
 
 
@@ -18,21 +28,53 @@ def resident_off(spark):
     spark.conf.unset(ENABLED)
 
 
-def _sum_fold(acc, partition, *, weights, seed):
-    return (acc or 0.0) + weights[partition] * seed
+@pytest.fixture(scope="module")
+def wide_floats(sc):
+    """9 partitions (a 2-level tree at depth 2) of rows whose sums depend on the order of addition."""
+    rng = np.random.default_rng(5)
+    d = 300
+    rows = [(float(rng.normal()), rng.normal(size=d) * 10.0 ** rng.integers(-6, 7)) for _ in range(90)]
+    blocks = BlockedData(sc.parallelize(rows, 9))
+    yield blocks, d, rng.normal(size=d)
+    blocks.unpersist()
 
 
-def _add(a, b):
-    return b if a is None else a + b
+KW = dict(gradient=LeastSquaresGradient(), fraction=0.6, fit_intercept=False, scale=None)
 
 
-def test_task_count_is_capped_by_slots_and_switched_off_by_the_conf(sc, spark):
-    assert task_count(sc, 1) == 1 and task_count(sc, 2) == 2 and task_count(sc, 9) == 2  # local[2]: 2 slots
-    spark.conf.set(ENABLED, "false")
+def same(a, b):
+    return a[0].tobytes() == b[0].tobytes() and a[1:] == b[1:]
+
+
+@pytest.mark.parametrize("tasks", [1, 2])
+def test_resident_tasks_give_the_jobs_bits_for_any_number_of_tasks(sc, wide_floats, tasks):
+    blocks, d, w = wide_floats
+    tree = CombineTree(9, 2)
+    want = [aggregation.tree_aggregate(blocks.rdd, tree, w * k, 40 + k, KW) for k in (1, 2, 3)]
+    resident = ResidentTasks(sc, blocks.rdd, tasks, 2, KW, d)
     try:
-        assert task_count(sc, 2) == 0
+        got = [resident(w * k, 40 + k) for k in (1, 2, 3)]
     finally:
-        spark.conf.unset(ENABLED)
+        resident.stop()
+    assert all(same(g, x) for g, x in zip(got, want))
+    # the test can fail: the same leaves summed in another order give other bits
+    local = {b.partition: aggregation.block_sums(b, w, seed=41, **KW) for b in blocks.rdd.collect()}
+    backwards = None
+    for p in sorted(local, reverse=True):
+        backwards = comb(backwards, local[p])
+    assert not same(backwards, want[0])
+
+
+def test_iteration_sums_serve_from_the_second_call_on(sc, wide_floats):
+    blocks, d, w = wide_floats
+    sums = IterationSums(blocks.rdd, 2, KW, d)
+    try:
+        got = [sums(w, s) for s in (3, 4, 5, 6)]
+        assert sums.resident_calls == 3
+    finally:
+        sums.close()
+    want = [aggregation.tree_aggregate(blocks.rdd, sums.tree, w, s, KW) for s in (3, 4, 5, 6)]
+    assert all(same(g, x) for g, x in zip(got, want))
 
 
 def test_training_gives_the_one_job_per_iteration_model_bit_for_bit(sc, spark, caplog):
@@ -54,72 +96,154 @@ def test_training_gives_the_one_job_per_iteration_model_bit_for_bit(sc, spark, c
     assert resident.loss_history == per_job.loss_history and len(resident.loss_history) == 12
 
 
-def test_resident_tasks_serve_from_the_second_iteration_and_combine_like_the_tree(sc):
-    # 9 partitions at depth 2 combine through one reduceByKey level of 3 (as pyspark's treeAggregate)
-    job = IteratedAggregation(sc, 9, _sum_fold, _add, 2, key="sparkgd.test.resident")
-    try:
-        w = np.arange(1.0, 10.0)
-        assert [job(w, s) for s in (3, 5, 7)] == [3 * w.sum(), 5 * w.sum(), 7 * w.sum()]
-        assert job.resident_calls == 2
-        job.release()  # frees the cores: later calls run one job each
-        assert job(w, 11) == 11 * w.sum() and job.resident_calls == 2
-    finally:
-        job.close()
-
-
 def test_a_lost_resident_task_hands_the_iteration_over_to_a_job(sc, caplog):
-    def fold(acc, partition, *, weights, seed):
-        from pyspark import BarrierTaskContext, TaskContext
+    from pyspark import TaskContext
 
-        if seed == 7 and isinstance(TaskContext.get(), BarrierTaskContext):
-            raise RuntimeError("a resident task dies")
-        return (acc or 0.0) + weights[partition] * seed
+    class DiesInResidentTasks(LeastSquaresGradient):
+        def loss_and_multiplier(self, margins, labels):
+            tags = TaskContext.get().getLocalProperty("spark.job.tags") or ""
+            if margins[0] == 7.0 and "sparkgd-resident" in tags:
+                raise RuntimeError("a resident task dies")
+            return super().loss_and_multiplier(margins, labels)
 
-    job = IteratedAggregation(sc, 4, fold, _add, 2, key="sparkgd.test.lost")
+    blocks = BlockedData(sc.parallelize([(1.0, np.ones(1))] * 8, 2))
+    kw = dict(KW, gradient=DiesInResidentTasks(), fraction=1.0)
+    sums = IterationSums(blocks.rdd, 2, kw, 1)
     try:
-        w = np.arange(1.0, 5.0)
         with caplog.at_level(logging.WARNING, logger="sparkgd"):
-            assert [job(w, s) for s in (3, 5, 7, 9)] == [30.0, 50.0, 70.0, 90.0]
-        assert job.resident_calls == 1  # seed 5 only; 7 and 9 ran as jobs
-        assert "resident tasks lost" in caplog.text
+            got = [sums(np.array([v]), 1)[1] for v in (1.0, 2.0, 7.0, 3.0)]
+        assert got == [0.0, 4.0, 144.0, 16.0]  # 8 rows of (w - 1)^2 / 2
+        assert sums.resident_calls == 1  # w = 2 only: 7 and 3 ran as jobs
+        assert "resident tasks lost" in caplog.text and "a resident task dies" in caplog.text
     finally:
-        job.close()
-
-
-def test_resident_off_runs_one_job_per_iteration(sc, resident_off):
-    job = IteratedAggregation(sc, 2, _sum_fold, _add, 2, key="sparkgd.test.off")
-    try:
-        w = np.array([1.0, 2.0])
-        assert [job(w, s) for s in (3, 5)] == [9.0, 15.0] and job.resident_calls == 0
-    finally:
-        job.close()
-
-
-def test_resident_tasks_missing_their_blocks_hand_over_to_jobs(sc, caplog):
-    from sparkgd import LeastSquaresGradient, SimpleUpdater
-    from sparkgd.blocks import BlockedData
-    from sparkgd.optimize import descend
-
-    x, y = make_problem("regression")
-    blocks = BlockedData(sc.parallelize(list(zip(y, x)), 2))
-    kw = dict(num_iterations=6, mini_batch_fraction=0.5, convergence_tol=0.0, step_size=0.5)
-    try:
-        with caplog.at_level(logging.INFO, logger="sparkgd"):
-            before = descend(blocks, LeastSquaresGradient(), SimpleUpdater(), np.zeros(5), **kw)
-            stored, blocks.store_id = blocks.store_id, "sparkgd-store-test-missing"  # no host has it
-            after = descend(blocks, LeastSquaresGradient(), SimpleUpdater(), np.zeros(5), **kw)
-            blocks.store_id = stored
-    finally:
+        sums.close()
         blocks.unpersist()
-    # both runs start resident tasks; in the second they report every block missing and stop,
-    # and every iteration computes its blocks from the cached block RDD instead
-    assert caplog.text.count("resident tasks: 2 tasks serve the 2 partitions") == 2
-    assert after.weights.tobytes() == before.weights.tobytes() and after.loss_history == before.loss_history
 
 
-def test_a_driver_address_it_cannot_listen_on_leaves_one_job_per_iteration(sc):
-    from sparkgd.resident import Lost, ResidentTasks
+def test_resident_off_runs_one_job_per_iteration(sc, wide_floats, resident_off):
+    blocks, d, w = wide_floats
+    sums = IterationSums(blocks.rdd, 2, KW, d)
+    try:
+        assert [sums(w, s) is not None for s in (3, 5, 7)] == [True] * 3 and sums.resident_calls == 0
+    finally:
+        sums.close()
 
+
+def _train(blocks, callback=None, iterations=8):
+    return descend(blocks, LeastSquaresGradient(), SimpleUpdater(), np.zeros(5), num_iterations=iterations,
+                   mini_batch_fraction=0.5, convergence_tol=0.0, step_size=0.5, callback=callback)
+
+
+@pytest.fixture(scope="module")
+def small_blocks(sc):
+    x, y = make_problem("regression")
+    blocks = BlockedData(partitioned(sc, list(zip(y, x))))
+    yield blocks
+    blocks.unpersist()
+
+
+def in_thread(fn, timeout=90):
+    out = {}
+
+    def run():
+        try:
+            out["value"] = fn()
+        except Exception as e:  # the test inspects it
+            out["error"] = e
+
+    t = InheritableThread(target=run, daemon=True)
+    t.start()
+    t.join(timeout)
+    assert not t.is_alive(), f"still running after {timeout} s"
+    return out
+
+
+def test_a_callback_that_runs_a_spark_job_completes(sc, small_blocks, caplog):
+    counted = []
+
+    def callback(state):
+        if state.iteration == 4:  # resident tasks hold both slots of local[2] by now
+            counted.append(sc.parallelize(range(10), 2).count())
+
+    with caplog.at_level(logging.INFO, logger="sparkgd"):
+        out = in_thread(lambda: _train(small_blocks, callback))
+    assert "error" not in out and counted == [10]
+    assert "handing them over" in caplog.text
+    plain = _train(small_blocks)
+    assert out["value"].weights.tobytes() == plain.weights.tobytes()
+
+
+def test_cancelling_the_callers_job_group_stops_the_training(sc, small_blocks):
+    started = threading.Event()
+
+    def callback(state):
+        if state.iteration == 3:
+            started.set()
+            time.sleep(2.0)
+
+    def train():
+        sc.setJobGroup("sparkgd-test-group", "a user's job group")
+        return _train(small_blocks, callback, iterations=20)
+
+    def cancel():
+        started.wait(60)
+        time.sleep(0.5)
+        sc.cancelJobGroup("sparkgd-test-group")
+
+    canceller = threading.Thread(target=cancel, daemon=True)
+    canceller.start()
+    out = in_thread(train)
+    canceller.join(10)
+    assert "value" not in out and "cancel" in str(out["error"]).lower()
+
+
+def test_two_fits_from_two_threads_give_their_sequential_models(sc, small_blocks):
+    alone = [_train(small_blocks, iterations=k).weights.tobytes() for k in (10, 12)]
+    results = {}
+    threads = [InheritableThread(target=lambda k=k: results.setdefault(k, _train(small_blocks, iterations=k)))
+               for k in (10, 12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(90)
+    assert [results[k].weights.tobytes() for k in (10, 12)] == alone
+
+
+def test_connections_without_the_secret_are_refused_and_training_goes_on(sc, spark, small_blocks, caplog):
+    probe = socket.create_server(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    stop = threading.Event()
+    attempts = []
+
+    def rogue():
+        while not stop.is_set():
+            for p in (port, port + 1):
+                try:
+                    with socket.create_connection(("127.0.0.1", p), timeout=1) as s:
+                        s.settimeout(1)
+                        connect_handshake(s, b"guess" * 7, 0)
+                except Exception:
+                    pass
+                attempts.append(p)
+            time.sleep(0.01)
+
+    want = _train(small_blocks)
+    spark.conf.set(PORT, str(port))
+    thread = threading.Thread(target=rogue, daemon=True)
+    thread.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="sparkgd"):
+            got = _train(small_blocks)
+    finally:
+        stop.set()
+        thread.join(5)
+        spark.conf.unset(PORT)
+    assert got.weights.tobytes() == want.weights.tobytes()
+    assert attempts and "does not know the secret" in caplog.text
+
+
+def test_a_driver_address_it_cannot_listen_on_leaves_one_job_per_iteration(sc, small_blocks):
     class Conf:
         def get(self, key, default=None):
             return "no-such-host.invalid" if key in ("spark.driver.host", "spark.driver.bindAddress") else default
@@ -129,12 +253,10 @@ def test_a_driver_address_it_cannot_listen_on_leaves_one_job_per_iteration(sc):
             return Conf()
 
     with pytest.raises(Lost, match="cannot listen"):
-        ResidentTasks(Context(), None, 1, _sum_fold)
+        ResidentTasks(Context(), small_blocks.rdd, 1, 2, KW, 5)
 
 
-def test_executors_that_cannot_reach_the_driver_turn_resident_tasks_off_for_the_application(sc, caplog):
-    from sparkgd import resident
-
+def test_executors_that_cannot_reach_the_driver_leave_one_job_per_iteration(sc, small_blocks):
     class Conf:  # tasks are told to connect to 127.0.0.2, where nothing listens
         def __init__(self, conf):
             self.conf = conf
@@ -150,11 +272,7 @@ def test_executors_that_cannot_reach_the_driver_turn_resident_tasks_off_for_the_
         def getConf(self):
             return Conf(sc.getConf())
 
-    try:
-        with caplog.at_level(logging.WARNING, logger="sparkgd"), pytest.raises(resident.Lost) as lost:
-            resident.ResidentTasks(Context(), sc.parallelize([], 2), 2, _sum_fold)
-        assert lost.value.unreachable and "could reach the driver" in caplog.text
-        assert resident.task_count(sc, 2) == 0
-    finally:
-        resident._UNREACHABLE.discard(sc.applicationId)
-    assert resident.task_count(sc, 2) == 2
+    began = time.monotonic()
+    with pytest.raises(Lost, match="ended before its tasks connected"):
+        ResidentTasks(Context(), small_blocks.rdd, 2, 2, KW, 5)
+    assert time.monotonic() - began < 15

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from pyspark.sql import DataFrame
 
-from sparkgd._fdlibm import log1p
-from sparkgd.sampling import partition_seed, sample_positions
+from sparkgd.core._fdlibm import log1p
+from sparkgd.core.sampling import partition_seed, sample_positions
 
 SIZES = [0, 5, 1000, 37, 0, 60000, 3]
 

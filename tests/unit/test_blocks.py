@@ -5,7 +5,7 @@ from pyspark.ml.linalg import Vectors as MLVectors
 from pyspark.mllib.linalg import SparseVector, Vectors
 from pyspark.mllib.regression import LabeledPoint
 
-from sparkgd.blocks import build_block, summarize
+from sparkgd.core.block import build_block, summarize
 
 
 def test_dense_rows_of_every_kind_make_one_dense_block():

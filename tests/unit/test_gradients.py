@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from sparkgd.gradients import HingeGradient, LeastSquaresGradient, LogisticGradient, get_gradient
+from sparkgd.core.gradients import HingeGradient, LeastSquaresGradient, LogisticGradient, get_gradient
 
 GRADIENTS = [LeastSquaresGradient(), LogisticGradient(), HingeGradient()]
 

@@ -4,7 +4,7 @@ import pickle
 import numpy as np
 import pytest
 
-from sparkgd.persistence import ModelFormatError, read_model, write_model
+from sparkgd.core.persistence import ModelFormatError, read_model, write_model
 
 
 def test_round_trip_and_no_pickle(tmp_path):
@@ -71,3 +71,24 @@ def test_a_failed_write_leaves_the_old_model_and_no_debris(tmp_path, monkeypatch
     assert read_model(p, "X")[1]["w"].tolist() == [0.0, 0.0]
     assert not (tmp_path / "new").exists()
     assert sorted(f.name for f in tmp_path.iterdir()) == ["m"]
+
+
+def test_an_existing_empty_directory_is_written_into_as_mllib_does(tmp_path):
+    empty = tmp_path / "made-by-mkdtemp"
+    empty.mkdir()
+    write_model(empty, {"class": "X"}, {"w": np.ones(2)})
+    assert read_model(empty, "X")[1]["w"].tolist() == [1.0, 1.0]
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="already exists"):
+        write_model(busy, {"class": "X"}, {"w": np.ones(2)})
+    assert (busy / "notes.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("form", ["file://localhost{}", "file://{}", "file:{}"])
+def test_file_uris_name_the_local_path(tmp_path, form):
+    target = tmp_path / "uri model"
+    write_model(form.format(str(target).replace(" ", "%20")), {"class": "X"}, {"w": np.ones(3)})
+    assert read_model(target, "X")[1]["w"].tolist() == [1.0] * 3
+    assert not (tmp_path / "localhost").exists()

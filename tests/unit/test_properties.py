@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sparkgd import config
-from sparkgd.blocks import build_block
-from sparkgd.gradients import LeastSquaresGradient
-from sparkgd.io import _parse_csv, _parse_libsvm
-from sparkgd.optimize import _check_params, block_sums
+from sparkgd.core.block import block_sums, build_block
+from sparkgd.core.gradients import LeastSquaresGradient
+from sparkgd.core.state import check_params
+from sparkgd.job import config
+from sparkgd.job.io import _parse_csv, _parse_libsvm
 from tests.reference import reference_sgd
 
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64, min_value=-1e12, max_value=1e12)
@@ -55,7 +55,7 @@ def test_fraction_is_accepted_iff_in_range(f):
 def test_engine_parameters_are_accepted_iff_in_range(it, step, reg, frac, tol, depth):
     ok = it >= 0 and step > 0 and reg >= 0 and 0 < frac <= 1 and 0 <= tol <= 1 and depth >= 1
     try:
-        _check_params(it, step, reg, frac, tol, depth)
+        check_params(it, step, reg, frac, tol, depth)
         assert ok
     except ValueError:
         assert not ok
@@ -68,7 +68,7 @@ def test_block_sums_equal_the_row_by_row_sum(n, d, seed, frac):
     x, y, w = rng.normal(size=(n, d)), rng.normal(size=n), rng.normal(size=d + 1)
     block = build_block(0, list(zip(y, x)))
     got = block_sums(block, w, LeastSquaresGradient(), frac, seed, fit_intercept=True)
-    from sparkgd.sampling import partition_seed, sample_positions
+    from sparkgd.core.sampling import partition_seed, sample_positions
     pos = sample_positions(n, frac, partition_seed(seed, 0))
     rows = np.arange(n)[pos]
     if len(rows) == 0:

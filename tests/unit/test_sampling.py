@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from sparkgd import _fdlibm
-from sparkgd.sampling import (
+from sparkgd.core import _fdlibm
+from sparkgd.core.sampling import (
     java_random_longs,
     murmur3_32,
     next_doubles,

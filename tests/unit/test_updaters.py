@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from sparkgd.schedules import ConstantSchedule, InverseSqrtSchedule, as_schedule
-from sparkgd.updaters import ElasticNetUpdater, L1Updater, SimpleUpdater, SquaredL2Updater, get_updater
+from sparkgd.core.schedules import ConstantSchedule, InverseSqrtSchedule, as_schedule
+from sparkgd.core.updaters import ElasticNetUpdater, L1Updater, SimpleUpdater, SquaredL2Updater, get_updater
 
 W = np.array([1.0, -2.0, 0.05, 0.0])
 G = np.array([0.5, -0.5, 0.1, 0.2])

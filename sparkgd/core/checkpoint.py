@@ -1,6 +1,6 @@
 """Checkpoints of the SGD loop: everything needed to continue it bit for bit.
 
-Every ``interval`` iterations (and at the end) the loop's :class:`~sparkgd.optimize.SGDState`
+Every ``interval`` iterations (and at the end) the loop's :class:`~sparkgd.engine.loop.SGDState`
 goes to ``<dir>/ckpt-<iteration>/`` (JSON + ``.npy``, written to a temporary directory and
 renamed, so a checkpoint is whole or absent). Resuming reads the newest one whose fingerprint
 (loss, updater, step, fraction, seed, regularization, features, ...) matches the run, and the
@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from sparkgd import persistence
-from sparkgd.optimize import SGDState
+from sparkgd.core import persistence
+from sparkgd.core.errors import CheckpointMismatchError
+from sparkgd.core.state import SGDState
 
 _NAME = re.compile(r"^ckpt-(\d{8})$")
 
@@ -72,7 +73,7 @@ def latest(directory: str, fingerprint: str) -> SGDState | None:
     path = os.path.join(directory, f"ckpt-{found[-1]:08d}")
     meta, arrays = persistence.read_model(path, "SGDState")
     if meta.get("fingerprint") != fingerprint:
-        raise ValueError(f"checkpoint {path} was written by a run with other settings; "
+        raise CheckpointMismatchError(f"checkpoint {path} was written by a run with other settings; "
                          "use another checkpoint directory or the same settings")
     return SGDState(iteration=int(meta["iteration"]), weights=arrays["weights"], reg_val=float(meta["regVal"]),
                     loss_history=arrays["lossHistory"].tolist(),

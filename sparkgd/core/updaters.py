@@ -1,7 +1,7 @@
 """Weight updates with their regularizers, after MLlib's ``Updater`` classes.
 
 An updater takes the current weights ``w``, the mini-batch mean gradient ``g`` and this
-iteration's step ``eta`` (from a schedule, see :mod:`sparkgd.schedules`), and returns the new
+iteration's step ``eta`` (from a schedule, see :mod:`sparkgd.core.schedules`), and returns the new
 weights and the regularization value ``R(w_new)`` that MLlib adds to the next loss.
 
 ``penalized`` (a boolean mask, default all) limits the regularizer to some weights, so

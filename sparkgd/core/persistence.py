@@ -26,12 +26,15 @@ class ModelFormatError(ValueError):
 
 def local_path(path: str | os.PathLike) -> Path:
     """A local filesystem path from ``path`` or a ``file:`` URI."""
+    from urllib.parse import unquote, urlparse
+
     s = os.fspath(path)
-    if s.startswith("file://"):
-        s = s[len("file://"):]
-    elif s.startswith("file:"):
-        s = s[len("file:"):]
-    elif "://" in s:
+    if s.startswith("file:"):
+        url = urlparse(s)
+        if url.netloc not in ("", "localhost"):
+            raise ValueError(f"a file: URI names the local host only (file:///path), got {s!r}")
+        return Path(unquote(url.path))
+    if "://" in s:
         raise ValueError(f"only local paths (or file: URIs) are supported for models, got {s!r}")
     return Path(s)
 
@@ -40,9 +43,12 @@ def write_model(path: str | os.PathLike, metadata: dict[str, Any], arrays: dict[
                 overwrite: bool = False) -> None:
     """Write a model directory atomically: into a temporary sibling, then rename.
 
-    Raises ``FileExistsError`` when ``path`` exists and ``overwrite`` is false.
+    Raises ``FileExistsError`` when ``path`` exists and ``overwrite`` is false, unless it is an
+    empty directory (as MLlib's ``save`` accepts, e.g. from ``tempfile.mkdtemp()``).
     """
     target = local_path(path)
+    if target.is_dir() and not any(target.iterdir()):
+        target.rmdir()
     if target.exists() and not overwrite:
         raise FileExistsError(f"model path {str(target)!r} already exists; use overwrite=True to replace it")
     target.parent.mkdir(parents=True, exist_ok=True)

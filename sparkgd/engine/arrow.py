@@ -13,24 +13,26 @@ from __future__ import annotations
 from typing import Iterable
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 import scipy.sparse as sp
+
+try:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+except ImportError as e:  # the DataFrame API reads rows as Arrow batches
+    raise ImportError(f"sparkgd.ml needs pyarrow ({e}); install it with: pip install 'sparkgd[ml]'") from e
 from pyspark import RDD
-from pyspark.serializers import NoOpSerializer
 from pyspark.sql import DataFrame
 
-from sparkgd.blocks import Block, bad_block, check_finite
+from sparkgd.core.block import Block, bad_block, check_finite
+from sparkgd.engine import _spark
 
 
 def record_batches(df: DataFrame) -> tuple[RDD, bytes]:
     """An RDD of each partition's serialized Arrow record batches, and the serialized schema."""
-    from pyspark.core.rdd import RDD as CoreRDD
-    from pyspark.sql.pandas.types import to_arrow_schema
-
-    schema = to_arrow_schema(df.schema)
-    jrdd = df._jdf.toArrowBatchRdd().toJavaRDD()
-    return CoreRDD(jrdd, df.sparkSession.sparkContext, NoOpSerializer()), schema.serialize().to_pybytes()
+    found = _spark.arrow_batches(df)
+    if found is None:
+        raise RuntimeError("this Spark version cannot hand DataFrame partitions over as Arrow batches")
+    return found
 
 
 def _first(mask: np.ndarray) -> int | None:
@@ -41,7 +43,7 @@ def build_block_from_batches(partition: int, batches: Iterable[bytes], columns: 
                              schema: bytes) -> Block:
     """A :class:`Block` from the record batches of ``(label double, features vector[, weight double])``.
 
-    The checks and messages are those of :func:`sparkgd.blocks.build_block`, with the same row numbers.
+    The checks and messages are those of :func:`sparkgd.engine.blocks.build_block`, with the same row numbers.
     """
     arrow_schema = pa.ipc.read_schema(pa.py_buffer(schema))
     table = pa.Table.from_batches(

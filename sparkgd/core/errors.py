@@ -21,3 +21,12 @@ class SGDDivergenceError(ArithmeticError):
         super().__init__(
             f"SGD diverged at iteration {iteration}: the {what} is not finite (last finite loss: {last}); "
             "use a smaller step size or standardize the features")
+
+
+class InputDataError(ValueError):
+    """The training data is malformed or unusable; the message names the file and line, the partition
+    and row, or the column."""
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint was written by a run with other settings, so it cannot be resumed."""

@@ -11,11 +11,12 @@ from __future__ import annotations
 import numpy as np
 from pyspark.sql import SparkSession
 
-from sparkgd.blocks import BlockedData
-from sparkgd.datasets import synthetic
-from sparkgd.gradients import LeastSquaresGradient
-from sparkgd.optimize import SGDState, descend
-from sparkgd.updaters import SimpleUpdater
+from sparkgd.core.gradients import LeastSquaresGradient
+from sparkgd.core.state import SGDState
+from sparkgd.core.updaters import SimpleUpdater
+from sparkgd.engine.blocks import BlockedData
+from sparkgd.engine.loop import descend
+from sparkgd.job.datasets import synthetic
 
 
 def compare(spark: SparkSession, *, rows: int = 20_000, features: int = 10, partitions: int = 2,

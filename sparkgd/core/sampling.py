@@ -21,7 +21,7 @@ from functools import cache
 
 import numpy as np
 
-from sparkgd._fdlibm import log1p as java_log1p
+from sparkgd.core._fdlibm import log1p as java_log1p
 
 _MASK64 = (1 << 64) - 1
 _MASK32 = 0xFFFFFFFF

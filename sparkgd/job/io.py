@@ -15,16 +15,17 @@ from pyspark import RDD, SparkContext
 from pyspark.mllib.linalg import SparseVector
 from pyspark.sql import SparkSession
 
+from sparkgd.core.errors import InputDataError
+from sparkgd.engine import _spark
 
-class DataError(ValueError):
+
+class DataError(InputDataError):
     """The input data is malformed; the message names the file and line, or the column."""
 
 
 def list_files(sc: SparkContext, path: str) -> list[str]:
     """The data files under ``path`` (a file, a directory or a glob), through Hadoop's FileSystem."""
-    jvm = sc._jvm
-    hpath = jvm.org.apache.hadoop.fs.Path(path)
-    fs = hpath.getFileSystem(sc._jsc.hadoopConfiguration())
+    fs, hpath = _spark.hadoop_path(sc, path)
     statuses = fs.globStatus(hpath)
     if statuses is None or len(statuses) == 0:
         raise DataError(f"input {path!r} does not exist")
@@ -208,9 +209,7 @@ def read_parquet(spark: SparkSession, path: str, label_col: str, feature_cols: l
             raise DataError(f"{path}: column {c!r} is not in the data (columns {sorted(types)})")
         if not isinstance(types[c], (NumericType, VectorUDT)) or (c == label_col and isinstance(types[c], VectorUDT)):
             raise DataError(f"{path}: column {c!r} has type {types[c].simpleString()}, expected numeric")
-    if partitions:
-        df = df.repartition(partitions)
-    cols = [label_col] + names
+    cols = [label_col] + names  # --partitions: the caller re-partitions the rows in order
 
     def parse(pair: tuple[Any, int]) -> Any:
         row, i = pair

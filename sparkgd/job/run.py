@@ -16,11 +16,12 @@ import numpy as np
 from pyspark import RDD
 from pyspark.sql import SparkSession
 
-from sparkgd import __version__, io
-from sparkgd.config import JobConfig
-from sparkgd.datasets import synthetic
-from sparkgd.gradients import get_gradient
-from sparkgd.optimize import SGDState
+from sparkgd import __version__
+from sparkgd.core.gradients import get_gradient
+from sparkgd.core.state import SGDState
+from sparkgd.job import io
+from sparkgd.job.config import JobConfig
+from sparkgd.job.datasets import synthetic
 
 log = logging.getLogger("sparkgd.job")
 
@@ -80,7 +81,8 @@ class Progress:
         if t % self.every and t != self.total and not state.converged:
             return
         elapsed = now - self.start
-        eta = elapsed / t * (self.total - t) if t else math.nan
+        # from the end of the first iteration: the block build before it is not iteration time
+        eta = (now - self.times[0]) / (len(self.times) - 1) * (self.total - t) if len(self.times) > 1 else math.nan
         loss = state.loss_history[-1] if state.loss_history else math.nan
         log.info("iteration %d/%d  loss %.6g  step %.4g  rows sampled %d  elapsed %.1fs  ETA %.1fs",
                  t, self.total, loss, self.step_size / math.sqrt(t), state.rows_sampled, elapsed, eta)
@@ -103,7 +105,8 @@ def train(data: RDD, cfg: JobConfig, progress: Progress) -> Any:
                           miniBatchFraction=cfg.mini_batch_fraction, initialWeights=None, regParam=cfg.reg_param,
                           intercept=cfg.intercept, validateData=True, convergenceTol=cfg.convergence_tol,
                           binary=cfg.loss != "squared", callback=progress, checkpointDir=cfg.checkpoint_dir,
-                          checkpointInterval=cfg.checkpoint_interval, resume=cfg.resume)
+                          checkpointInterval=cfg.checkpoint_interval, resume=cfg.resume, seed=cfg.seed,
+                          aggregationDepth=cfg.aggregation_depth)
     from pyspark.ml.linalg import Vectors
 
     from sparkgd import ml
@@ -219,10 +222,12 @@ def run(spark: SparkSession, cfg: JobConfig) -> JobResult:
 
 
 def save(result: JobResult, output: str, sc: Any) -> None:
-    """``model/`` (loadable by the library), ``metrics.json`` and ``loss.png`` under ``output``."""
-    import os
+    """``model/`` (loadable by the library), ``metrics.json`` and ``loss.png`` under ``output``.
 
-    from sparkgd.plots import plot_loss
+    The model and the metrics come first; the plot needs matplotlib (``sparkgd[job]``) and is
+    skipped with a one-line warning without it.
+    """
+    import os
 
     os.makedirs(output, exist_ok=True)
     model_dir = os.path.join(output, "model")
@@ -232,6 +237,11 @@ def save(result: JobResult, output: str, sc: Any) -> None:
         result.model.save(sc, model_dir, overwrite=True)
     with open(os.path.join(output, "metrics.json"), "w") as f:
         json.dump(result.metrics, f, indent=2, default=_jsonable)
+    try:
+        from sparkgd.job.plots import plot_loss
+    except ImportError as e:
+        log.warning("loss.png not written: %s (pip install 'sparkgd[job]')", e)
+        return
     cfg = result.metrics["config"]
     ylabel = {"squared": "loss: mean of (prediction - label)^2 / 2", "logistic": "loss: mean log loss (nats)",
               "hinge": "loss: mean hinge loss"}[cfg["loss"]]

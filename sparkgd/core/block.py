@@ -1,28 +1,31 @@
-"""Training data as cached blocks: one block of rows per RDD partition.
+"""A block: the rows of one partition as arrays, and the arithmetic on it (no Spark needed).
 
 Rows arrive once as ``(label, features)``, ``(label, features, weight)`` or ``LabeledPoint``
 (features: numpy arrays, sequences, or ``pyspark.mllib``/``pyspark.ml`` dense or sparse
 vectors) and become a :class:`Block`: a float64 label vector and a dense matrix, or a CSR
 matrix when any row of the partition is sparse. Each block keeps its partition index and
-the rows in their original order, which is what lets :mod:`sparkgd.sampling` pick exactly
+the rows in their original order, which is what lets :mod:`sparkgd.core.sampling` pick exactly
 the rows the JVM would. Problems in a row are recorded in the block, not raised on the
 worker, so the driver can report them with the partition and row.
+
+:func:`block_sums` folds a block into the accumulator ``(gradient sum, loss sum, rows, weight
+sum)``; :func:`comb` adds two accumulators, ``None`` being the empty one.
 """
 
 from __future__ import annotations
 
-import functools
 import numbers
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable
 
 import numpy as np
 import scipy.sparse as sp
-from pyspark import RDD, StorageLevel
-from pyspark.accumulators import AccumulatorParam
 from pyspark.ml.linalg import DenseVector as MLDenseVector
 from pyspark.mllib.linalg import DenseVector as MLlibDenseVector
 from pyspark.mllib.regression import LabeledPoint
+
+from sparkgd.core.gradients import Gradient
+from sparkgd.core.sampling import partition_seed, sample_positions
 
 _MAX_BAD_LABELS = 10
 _ROLES = ("label", "features", "weight")
@@ -59,6 +62,7 @@ class BlockSummary:
     bad_label_count: int = 0
     bad_labels: list[float] = field(default_factory=list)
     negative_weight_count: int = 0
+    weight_sum: float = 0.0  # sum of the row weights (the row count when there are none)
     moments: tuple[float, float, np.ndarray, np.ndarray] | None = None
 
 
@@ -203,8 +207,9 @@ def summarize(block: Block, moments: bool = False) -> BlockSummary:
     y = block.labels
     odd = y[(y != 0.0) & (y != 1.0)]
     neg = 0 if block.weights is None else int((block.weights < 0).sum())
+    total = float(block.num_rows) if block.weights is None else float(block.weights.sum())
     return BlockSummary(block.partition, block.num_rows, block.num_features, block.error,
-                        len(odd), sorted(set(odd.tolist()))[:_MAX_BAD_LABELS], neg,
+                        len(odd), sorted(set(odd.tolist()))[:_MAX_BAD_LABELS], neg, total,
                         _moments(block) if moments else None)
 
 
@@ -218,150 +223,45 @@ def _moments(block: Block) -> tuple[float, float, np.ndarray, np.ndarray] | None
     return float(v.sum()), float((v * v).sum()), np.asarray(x.T @ v).ravel(), np.asarray(xx.T @ v).ravel()
 
 
-class BlockedData:
-    """Blocks (one per partition) kept on the executors, and what is known about them.
+def block_sums(block: Block, weights: np.ndarray, gradient: Gradient, fraction: float, seed: int,
+               fit_intercept: bool = False, scale: np.ndarray | None = None
+               ) -> tuple[np.ndarray, float, int, float] | None:
+    """Gradient sum, loss sum, rows and weight sum over the sampled rows of a block.
 
-    Each block is built once, on an executor, and written to that host's local store
-    (:mod:`sparkgd.store`), where iterations memory-map it. The cached RDD :attr:`rdd` holds
-    only a receipt per partition (its index): its cache locations tell Spark where each block
-    is, and if a receipt is lost with its executor, Spark rebuilds it, and the block, from the
-    input. A task that does not find its block computes it from :attr:`source`, which builds
-    the block again from the input (and stores it on that host). The data is held once.
-
-    Parameters
-    ----------
-    data : RDD
-        Rows as described in the module docstring (or what ``build`` reads).
-    moments : bool
-        Also collect the per-feature sums :func:`feature_std` needs (standardization).
-    storage_level : StorageLevel
-        How the receipts are persisted.
-    build : callable, optional
-        ``build(partition, items, columns) -> Block``; :func:`build_block` by default,
-        :func:`sparkgd.arrow.build_block_from_batches` for a DataFrame's Arrow batches.
+    ``fit_intercept`` treats ``weights[-1]`` as the weight of a constant 1.0 feature appended
+    to every row; ``scale`` multiplies feature ``j`` by ``scale[j]`` (standardization) without
+    copying the data. Returns ``None`` when no row is sampled.
     """
-
-    def __init__(self, data: RDD, storage_level: StorageLevel = StorageLevel.MEMORY_ONLY,
-                 columns: tuple[str, str, str] = _ROLES, moments: bool = False,
-                 build: Callable[[int, Iterable[Any], tuple[str, str, str]], Block] | None = None) -> None:
-        from sparkgd import store
-
-        self.columns = columns
-        self.store_id = store.new_store_id()
-        found = data.context.accumulator([], _Collect())
-        blocks_of = functools.partial(_blocks_of, columns=columns, store_id=self.store_id, build=build or build_block)
-        self.rdd: RDD = _detached(data.mapPartitionsWithIndex(functools.partial(
-            blocks_of, summaries=found, moments=moments, receipt=True)).persist(storage_level))
-        self.source: RDD = _detached(data.mapPartitionsWithIndex(blocks_of))
-        self.num_partitions = self.rdd.getNumPartitions()
-        # A JVM-side count builds and stores the blocks; the summaries come back as an
-        # accumulator, so the blocks never cross to the JVM or back.
-        self.rdd._jrdd.count()
-        by_partition = {s.partition: s for s in found.value}
-        if len(by_partition) != self.num_partitions:  # not expected: then summarize the blocks again
-            again = self.source.map(functools.partial(summarize, moments=moments)).collect()
-            by_partition = {s.partition: s for s in again}
-        self.summaries: list[BlockSummary] = [by_partition[p] for p in sorted(by_partition)]
-
-    @property
-    def count(self) -> int:
-        return sum(s.num_rows for s in self.summaries)
-
-    @property
-    def num_features(self) -> int | None:
-        """The common width of all rows; raises ``ValueError`` on any bad row."""
-        self.check()
-        widths = [s.num_features for s in self.summaries if s.num_features is not None]
-        return widths[0] if widths else None
-
-    def check(self) -> None:
-        """Raise ``ValueError`` naming the first bad partition and row, if any."""
-        width = None
-        for s in self.summaries:
-            if s.error:
-                raise ValueError(f"bad input data: {s.error}")
-            if s.num_features is None:
-                continue
-            if width is None:
-                width = (s.num_features, s.partition)
-            elif s.num_features != width[0]:
-                raise ValueError(
-                    f"bad input data: partition {s.partition}, row 0: has {s.num_features} features, "
-                    f"rows of partition {width[1]} have {width[0]}")
-
-    def check_binary_labels(self) -> None:
-        """Raise ``ValueError`` with how many labels are outside {0, 1} and which."""
-        count = sum(s.bad_label_count for s in self.summaries)
-        if count:
-            values = sorted({v for s in self.summaries for v in s.bad_labels})[:_MAX_BAD_LABELS]
-            where = "" if self.columns[0] == "label" else f" in {self.columns[0]}"
-            raise ValueError(f"classification labels must be 0 or 1: found {count} invalid labels{where}, "
-                             f"values {values}")
-
-    def check_weights(self) -> None:
-        """Raise ``ValueError`` when any row weight is negative."""
-        count = sum(s.negative_weight_count for s in self.summaries)
-        if count:
-            raise ValueError(f"{self.columns[2]} has {count} negative weights; weights must be >= 0")
-
-    def unpersist(self) -> None:
-        from sparkgd import store
-
-        self.rdd.unpersist()
-        store.drop(self.store_id)
+    pos = sample_positions(block.num_rows, fraction, partition_seed(seed, block.partition))
+    y = block.labels[pos]
+    if len(y) == 0:
+        return None
+    x = block.features[pos]
+    sw = None if block.weights is None else block.weights[pos]
+    coef = weights[:-1] if fit_intercept else weights
+    if scale is not None:
+        coef = coef * scale
+    margins = x @ coef
+    if fit_intercept:
+        margins = margins + weights[-1]
+    loss, mult = gradient.loss_and_multiplier(margins, y)
+    if sw is not None:
+        loss, mult = loss * sw, mult * sw
+    g = np.asarray(x.T @ mult).ravel()
+    if scale is not None:
+        g = g * scale
+    if fit_intercept:
+        g = np.append(g, mult.sum())
+    return g, float(loss.sum()), len(y), float(len(y) if sw is None else sw.sum())
 
 
-def _detached(rdd: RDD) -> RDD:
-    """``rdd`` with its JVM RDD built and no reference left to its input's Python object.
-
-    pyspark needs ``prev`` only to build the JVM RDD; without this, kept blocks would keep their
-    input alive (:mod:`sparkgd.reuse` releases blocks when their input is collected).
-    """
-    rdd._jrdd.id()
-    rdd.prev = None
-    return rdd
+Acc = tuple  # (gradient sum, loss sum, rows, weight sum)
 
 
-class _Collect(AccumulatorParam):
-    """An accumulator that gathers lists."""
-
-    def zero(self, value: list) -> list:
-        return []
-
-    def addInPlace(self, a: list, b: list) -> list:
-        a.extend(b)
+def comb(a: Acc | None, b: Acc | None) -> Acc | None:
+    """``a + b`` field by field; ``None`` is the empty accumulator."""
+    if a is None:
+        return b
+    if b is None:
         return a
-
-
-def _blocks_of(partition: int, rows: Iterator[Any], columns: tuple[str, str, str] = _ROLES,
-               store_id: str | None = None, build: Callable[..., Block] = build_block,
-               summaries: Any = None, moments: bool = False, receipt: bool = False) -> Iterator[Block | int]:
-    """Build the partition's block, report its summary, store it; yield it, or only its index (``receipt``)."""
-    block = build(partition, rows, columns)
-    if summaries is not None:
-        summaries.add([summarize(block, moments)])
-    if store_id is not None:
-        from sparkgd import store
-
-        store.put(store_id, block)
-    yield partition if receipt else block
-
-
-def feature_std(blocks: BlockedData) -> np.ndarray:
-    r"""Weighted sample standard deviation of each feature, as Spark's ``Summarizer`` defines it:
-
-    .. math:: \sigma_j^2 = \frac{\sum_i v_i (x_{ij} - \bar x_j)^2}{\sum_i v_i - \sum_i v_i^2 / \sum_i v_i}
-    """
-    d = blocks.num_features or 0
-    parts = [s.moments for s in blocks.summaries if s.moments is not None]
-    if not parts and any(s.num_rows for s in blocks.summaries):
-        raise ValueError("feature_std needs BlockedData(..., moments=True)")
-    if not parts:
-        return np.zeros(d)
-    sw, sw2, sx, sxx = (sum(p[k] for p in parts) for k in range(4))
-    if sw <= 0:
-        return np.zeros(d)
-    mean = sx / sw
-    denom = sw - sw2 / sw
-    var = (sxx - sw * mean * mean) / denom if denom > 0 else np.zeros(d)
-    return np.sqrt(np.maximum(var, 0.0))
+    return a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3]

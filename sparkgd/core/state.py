@@ -1,0 +1,67 @@
+"""The SGD loop's state and parameter checks: what resuming needs, and nothing Spark-specific."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+
+class SGDResult(NamedTuple):
+    """What :func:`run_minibatch_sgd` returns."""
+
+    weights: np.ndarray
+    loss_history: list[float]
+    num_iterations: int
+
+
+@dataclass
+class SGDState:
+    """The loop's state after an iteration: enough to resume it exactly."""
+
+    iteration: int
+    weights: np.ndarray
+    reg_val: float
+    loss_history: list[float] = field(default_factory=list)
+    previous_weights: np.ndarray | None = None
+    converged: bool = False
+    rows_sampled: int = 0
+
+
+def check_params(num_iterations: int, step_size: Any, reg_param: float, mini_batch_fraction: float,
+                  convergence_tol: float, aggregation_depth: int, names: dict[str, str] | None = None) -> None:
+    n = names or {}
+
+    def bad(key: str, default: str, what: str, value: Any) -> ValueError:
+        return ValueError(f"{n.get(key, default)} must be {what}, got {value!r}")
+
+    if isinstance(num_iterations, bool) or not isinstance(num_iterations, (int, np.integer)) or num_iterations < 0:
+        raise bad("iterations", "num_iterations", "an integer >= 0", num_iterations)
+    if not callable(step_size) and not (is_number(step_size) and step_size > 0 and math.isfinite(step_size)):
+        raise bad("step", "step_size", "a finite number > 0 (or a schedule)", step_size)
+    if not (is_number(reg_param) and 0 <= reg_param < math.inf):
+        raise bad("regParam", "reg_param", "a finite number >= 0", reg_param)
+    if not (is_number(mini_batch_fraction) and 0 < mini_batch_fraction <= 1):
+        raise bad("miniBatchFraction", "mini_batch_fraction", "in (0, 1]", mini_batch_fraction)
+    if not (is_number(convergence_tol) and 0 <= convergence_tol <= 1):
+        raise bad("convergenceTol", "convergence_tol", "in [0, 1]", convergence_tol)
+    if isinstance(aggregation_depth, bool) or not isinstance(aggregation_depth, (int, np.integer)) \
+            or aggregation_depth < 1:
+        raise bad("aggregationDepth", "aggregation_depth", "an integer >= 1", aggregation_depth)
+
+
+def is_number(x: Any) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) and not math.isnan(x)
+
+
+def as_weights(values: Any, size: int | None, name: str) -> np.ndarray:
+    if hasattr(values, "toArray"):
+        values = values.toArray()
+    w = np.asarray(values, dtype=np.float64).ravel()
+    if size is not None and len(w) != size:
+        raise ValueError(f"{name} has {len(w)} entries but the data has {size} features")
+    if not np.isfinite(w).all():
+        raise ValueError(f"{name} must be finite")
+    return w

@@ -1,0 +1,116 @@
+"""Every call sparkgd makes into pyspark's or the JVM's private API, in one place.
+
+Each function says what it needs; when a Spark version lacks it, the caller gets ``None`` (or
+the documented fallback) and the log gets one warning naming the call, so an upgrade turns a
+feature off visibly, never silently. ``tests/spark/test_spark_internals.py`` calls each of them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pyspark import RDD, SparkContext
+
+log = logging.getLogger("sparkgd")
+_WARNED: set[str] = set()
+
+
+def _unavailable(name: str, error: BaseException) -> None:
+    if name not in _WARNED:
+        _WARNED.add(name)
+        log.warning("sparkgd: Spark's %s is not available in this version (%s): %s", name, type(error).__name__,
+                    _CONSEQUENCE.get(name, "the feature that uses it is off"))
+
+
+_CONSEQUENCE = {
+    "free slots": "resident tasks stay off",
+    "job ids for a tag": "resident tasks do not hand their slots over to other jobs",
+    "persistent RDDs": "blocks of cached inputs are not reused",
+    "DataFrame cache lookup": "blocks of cached DataFrames are not reused",
+    "JVM count": "blocks are built through a Python count",
+    "Arrow batches": "DataFrame rows are read through DataFrame.rdd (slower)",
+}
+
+
+def free_slots(sc: SparkContext) -> int | None:
+    """Task slots of the default resource profile minus the tasks running now; ``None`` if unknown."""
+    try:
+        jsc = sc._jsc.sc()
+        slots = jsc.maxNumConcurrentTasks(jsc.resourceProfileManager().defaultResourceProfile())
+        busy = sum(e.numRunningTasks() for e in jsc.statusTracker().getExecutorInfos())
+        return int(slots) - int(busy)
+    except Exception as e:  # any py4j or attribute error means "not available"
+        _unavailable("free slots", e)
+        return None
+
+
+def job_ids_for_tag(sc: SparkContext, tag: str) -> set[int] | None:
+    """Ids of the jobs carrying ``tag`` (``SparkStatusTracker.getJobIdsForTag``, Spark 3.5+)."""
+    try:
+        return {int(j) for j in sc._jsc.sc().statusTracker().getJobIdsForTag(tag)}
+    except Exception as e:
+        _unavailable("job ids for a tag", e)
+        return None
+
+
+def persistent_rdd_ids(sc: SparkContext) -> set[int] | None:
+    """Ids of the RDDs Spark holds as persisted (``JavaSparkContext.getPersistentRDDs``)."""
+    try:
+        return {int(k) for k in sc._jsc.getPersistentRDDs().keySet()}
+    except Exception as e:
+        _unavailable("persistent RDDs", e)
+        return None
+
+
+def dataframe_cache_id(df: Any) -> int | None:
+    """The id of the RDD holding ``df``'s cached data (a new one at every re-cache), or ``None`` if not cached."""
+    try:
+        manager = df.sparkSession._jsparkSession.sharedState().cacheManager()
+        found = manager.lookupCachedData(df._jdf)
+        if not found.isDefined():
+            return None
+        return int(found.get().cachedRepresentation().cacheBuilder().cachedColumnBuffers().id())
+    except Exception as e:
+        _unavailable("DataFrame cache lookup", e)
+        return None
+
+
+def detach(rdd: RDD) -> None:
+    """Build ``rdd``'s JVM RDD and drop its reference to its parent's Python object (``prev``).
+
+    pyspark needs ``prev`` only to build the JVM RDD; Spark's lineage stays in the JVM.
+    """
+    rdd._jrdd.id()
+    rdd.prev = None
+
+
+def hadoop_path(sc: SparkContext, path: str) -> tuple[Any, Any]:
+    """``(FileSystem, Path)`` of ``path`` through Spark's Hadoop configuration (any scheme Spark reads)."""
+    hpath = sc._jvm.org.apache.hadoop.fs.Path(path)
+    return hpath.getFileSystem(sc._jsc.hadoopConfiguration()), hpath
+
+
+def jvm_count(rdd: RDD) -> None:
+    """Compute (and so cache) every partition of ``rdd`` without sending its elements back to Python."""
+    try:
+        rdd._jrdd.count()
+    except Exception as e:
+        if "py4j" not in type(e).__module__:
+            raise
+        _unavailable("JVM count", e)
+        rdd.count()
+
+
+def arrow_batches(df: Any) -> tuple[RDD, bytes] | None:
+    """An RDD of each partition's serialized Arrow record batches and the serialized schema."""
+    try:
+        from pyspark.serializers import NoOpSerializer
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        schema = to_arrow_schema(df.schema)
+        jrdd = df._jdf.toArrowBatchRdd().toJavaRDD()
+        return RDD(jrdd, df.sparkSession.sparkContext, NoOpSerializer()), schema.serialize().to_pybytes()
+    except Exception as e:
+        _unavailable("Arrow batches", e)
+        return None

@@ -1,0 +1,150 @@
+"""Training data as a cached RDD of blocks, one :class:`~sparkgd.core.block.Block` per partition.
+
+The blocks live where Spark keeps cached data, in its block manager, and nowhere else: Spark
+owns their memory, spills, encryption (``spark.io.encryption.enabled``), replication and
+cleanup, and rebuilds a lost block from the input by its lineage. They are built by one job
+that the JVM counts, so they never travel back to Python; each block's summary (rows, width,
+the first bad row, label facts) returns to the driver through an accumulator.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+from pyspark import RDD, StorageLevel
+from pyspark.accumulators import AccumulatorParam
+
+from sparkgd.core.block import _MAX_BAD_LABELS, _ROLES, Block, BlockSummary, build_block, summarize
+from sparkgd.core.errors import InputDataError
+from sparkgd.engine import _spark
+
+
+class _Collect(AccumulatorParam):
+    """An accumulator that gathers lists."""
+
+    def zero(self, value: list) -> list:
+        return []
+
+    def addInPlace(self, a: list, b: list) -> list:
+        a.extend(b)
+        return a
+
+
+def _blocks_of(partition: int, rows: Iterator[Any], *, columns: tuple[str, str, str],
+               build: Callable[..., Block], summaries: Any, builds: Any, moments: bool) -> Iterator[Block]:
+    """Build the partition's block and report its summary."""
+    block = build(partition, rows, columns)
+    summaries.add([summarize(block, moments)])
+    builds.add(1)
+    yield block
+
+
+class BlockedData:
+    """Blocks (one per partition) cached by Spark, and what is known about them.
+
+    Parameters
+    ----------
+    data : RDD
+        Rows as :func:`~sparkgd.core.block.build_block` reads them (or what ``build`` reads).
+    storage_level : StorageLevel
+        How Spark keeps the blocks; the input's own level when it is cached (MEMORY_AND_DISK
+        otherwise, so an evicted block is spilled rather than rebuilt from the input).
+    columns : tuple of str
+        The label, features and weight as named in error messages.
+    moments : bool
+        Also collect the per-feature sums :func:`feature_std` needs (standardization).
+    build : callable, optional
+        ``build(partition, items, columns) -> Block``; :func:`~sparkgd.core.block.build_block`
+        by default, :func:`sparkgd.engine.arrow.build_block_from_batches` for Arrow batches.
+    """
+
+    def __init__(self, data: RDD, storage_level: StorageLevel | None = None,
+                 columns: tuple[str, str, str] = _ROLES, moments: bool = False,
+                 build: Callable[[int, Iterable[Any], tuple[str, str, str]], Block] | None = None) -> None:
+        self.columns = columns
+        sc = data.context
+        found = sc.accumulator([], _Collect())
+        self.builds = sc.accumulator(0)  # block builds, rebuilds included (tests count them)
+        if storage_level is None:
+            storage_level = data.getStorageLevel() if data.is_cached else StorageLevel.MEMORY_AND_DISK
+        self.rdd: RDD = data.mapPartitionsWithIndex(functools.partial(
+            _blocks_of, columns=columns, build=build or build_block, summaries=found, builds=self.builds,
+            moments=moments)).persist(storage_level)
+        self.rdd.setName(f"sparkgd blocks of RDD {data.id()}")
+        _spark.detach(self.rdd)  # kept blocks must not keep their input's Python object alive
+        self.num_partitions = self.rdd.getNumPartitions()
+        _spark.jvm_count(self.rdd)
+        by_partition = {s.partition: s for s in found.value}
+        if len(by_partition) != self.num_partitions:  # not expected: then summarize the blocks again
+            again = self.rdd.map(functools.partial(summarize, moments=moments)).collect()
+            by_partition = {s.partition: s for s in again}
+        self.summaries: list[BlockSummary] = [by_partition[p] for p in sorted(by_partition)]
+
+    @property
+    def count(self) -> int:
+        return sum(s.num_rows for s in self.summaries)
+
+    @property
+    def num_features(self) -> int | None:
+        """The common width of all rows; raises ``ValueError`` on any bad row."""
+        self.check()
+        widths = [s.num_features for s in self.summaries if s.num_features is not None]
+        return widths[0] if widths else None
+
+    def check(self) -> None:
+        """Raise ``ValueError`` naming the first bad partition and row, if any."""
+        width = None
+        for s in self.summaries:
+            if s.error:
+                raise InputDataError(f"bad input data: {s.error}")
+            if s.num_features is None:
+                continue
+            if width is None:
+                width = (s.num_features, s.partition)
+            elif s.num_features != width[0]:
+                raise InputDataError(
+                    f"bad input data: partition {s.partition}, row 0: has {s.num_features} features, "
+                    f"rows of partition {width[1]} have {width[0]}")
+
+    def check_binary_labels(self) -> None:
+        """Raise ``ValueError`` with how many labels are outside {0, 1} and which."""
+        count = sum(s.bad_label_count for s in self.summaries)
+        if count:
+            values = sorted({v for s in self.summaries for v in s.bad_labels})[:_MAX_BAD_LABELS]
+            where = "" if self.columns[0] == "label" else f" in {self.columns[0]}"
+            raise InputDataError(f"classification labels must be 0 or 1: found {count} invalid labels{where}, "
+                             f"values {values}")
+
+    def check_weights(self) -> None:
+        """Raise ``InputDataError`` when a row weight is negative, or when every weight is 0 (nothing to fit)."""
+        count = sum(s.negative_weight_count for s in self.summaries)
+        if count:
+            raise InputDataError(f"{self.columns[2]} has {count} negative weights; weights must be >= 0")
+        if self.count and sum(s.weight_sum for s in self.summaries) <= 0:
+            raise InputDataError(f"{self.columns[2]} is 0 for all {self.count} rows; at least one weight must be > 0")
+
+    def unpersist(self, blocking: bool = False) -> None:
+        """Drop the blocks from every executor's block manager."""
+        self.rdd.unpersist(blocking)
+
+
+def feature_std(blocks: BlockedData) -> np.ndarray:
+    r"""Weighted sample standard deviation of each feature, as Spark's ``Summarizer`` defines it:
+
+    .. math:: \sigma_j^2 = \frac{\sum_i v_i (x_{ij} - \bar x_j)^2}{\sum_i v_i - \sum_i v_i^2 / \sum_i v_i}
+    """
+    d = blocks.num_features or 0
+    parts = [s.moments for s in blocks.summaries if s.moments is not None]
+    if not parts and any(s.num_rows for s in blocks.summaries):
+        raise ValueError("feature_std needs BlockedData(..., moments=True)")
+    if not parts:
+        return np.zeros(d)
+    sw, sw2, sx, sxx = (sum(p[k] for p in parts) for k in range(4))
+    if sw <= 0:
+        return np.zeros(d)
+    mean = sx / sw
+    denom = sw - sw2 / sw
+    var = (sxx - sw * mean * mean) / denom if denom > 0 else np.zeros(d)
+    return np.sqrt(np.maximum(var, 0.0))

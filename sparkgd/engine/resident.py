@@ -1,0 +1,414 @@
+"""Resident tasks: tasks that stay up for a training call and compute every iteration's sums.
+
+A Spark job costs tens of milliseconds even when its tasks do one millisecond of work
+(scheduling, task launch, the hand-off to a Python worker, and the JVM re-sending the cached
+blocks to Python). MLlib pays that once per iteration. Resident tasks pay it once per call:
+
+* **Data.** One job over the cached block RDD, started only when every task has a free slot
+  (coalesced without a shuffle when there are fewer free slots than partitions, so Spark's
+  locality places each group; barrier mode would refuse the coalesce). If some task does not
+  start within two seconds, the job is cancelled. Each task reads
+  its blocks once from Spark's block manager and holds them in memory until the call ends;
+  nothing is written anywhere.
+* **Channel.** Every task connects to a socket on the driver (``spark.sparkgd.resident.port``,
+  any free port by default) and proves a per-call secret by challenge-response
+  (:mod:`sparkgd.engine.channel`); only fixed binary frames follow, never a pickle. One
+  connection per task index: a second is refused and logged. When Spark encrypts its RPC, the
+  tasks stay off with one log line, since this channel is not encrypted.
+* **Traffic.** Task 0 is the root: the others connect to it the same way. Per iteration the
+  driver sends the seed and the weights to the root only, which forwards them; each task folds
+  its blocks into the largest whole subtrees of the :class:`~sparkgd.core.tree.CombineTree` it
+  holds and sends them to the root, which combines the tree and sends the driver ONE vector, as
+  ``treeAggregate(finalAggregateOnExecutor = true)`` does. The combine order is the tree's, so
+  the result is bit for bit that of one Spark job per iteration, for any number of tasks.
+* **Other work.** The job carries a job tag (and keeps the caller's job group, so the caller's
+  ``cancelJobGroup`` cancels it and the training call fails, as MLlib's would). While the tasks
+  are idle, a watcher hands their slots back (the call goes on with one job per iteration) when
+  another job of the application has tasks waiting for a slot; a callback that runs a Spark job
+  therefore completes.
+
+Anything unexpected (a task or executor lost, a refused handshake, no slot) ends the resident
+job and the caller runs the iteration in flight, and the next ones, as Spark jobs.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import secrets
+import socket
+import threading
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+from pyspark import RDD, SparkContext
+
+from sparkgd.core.block import Block, block_sums, comb
+from sparkgd.core.tree import CombineTree
+from sparkgd.engine import _spark
+from sparkgd.engine.channel import (
+    ADDRESS,
+    ITERATION,
+    PIECES,
+    SETUP,
+    STOP,
+    ChannelError,
+    accept_handshake,
+    connect_handshake,
+    decode_address,
+    decode_iteration,
+    decode_pieces,
+    encode_address,
+    encode_iteration,
+    encode_pieces,
+    iteration_size,
+    pieces_size,
+    recv,
+    send,
+)
+
+log = logging.getLogger("sparkgd")
+ENABLED = "spark.sparkgd.residentTasks"  # "false" turns resident tasks off (SparkConf or session conf)
+PORT = "spark.sparkgd.resident.port"  # first port to try, as spark.driver.port; 0 (default): any free port
+WAIT_BEFORE_HANDOVER = 0.3  # seconds another job's tasks must wait for a slot before the tasks hand over
+_ENCRYPTION = ("spark.network.crypto.enabled", "spark.ssl.rpc.enabled", "spark.ssl.enabled")
+
+
+class Lost(Exception):
+    """The resident tasks cannot go on. ``cancelled`` holds the Spark error when someone else cancelled them."""
+
+    def __init__(self, message: str, cancelled: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.cancelled = cancelled
+
+
+def _conf(sc: SparkContext, key: str, default: str) -> str:
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession()
+    value = session.conf.get(key, None) if session is not None else None
+    return value if value is not None else sc.getConf().get(key, default)
+
+
+def off_reason(sc: SparkContext) -> str | None:
+    """Why resident tasks cannot run in this application, or ``None`` when they can."""
+    if _conf(sc, ENABLED, "true").lower() == "false":
+        return f"{ENABLED}=false"
+    conf = sc.getConf()
+    if conf.get("spark.dynamicAllocation.enabled", "false").lower() == "true" and not sc.master.startswith("local"):
+        return "dynamic allocation is on (tasks that hold executors would keep them from scaling down)"
+    if conf.get("spark.speculation", "false").lower() == "true":
+        return "spark.speculation=true (a speculative copy of a resident task would be refused and fail)"
+    for key in _ENCRYPTION:
+        if conf.get(key, "false").lower() == "true":
+            return f"{key}=true: Spark encrypts its traffic and the resident channel is not encrypted"
+    return None
+
+
+def bind(host: str, first_port: int, retries: int = 16) -> socket.socket:
+    """A listening socket on ``host``: any free port when ``first_port`` is 0, else the first free of the range."""
+    ports = [0] if first_port == 0 else range(first_port, first_port + retries + 1)
+    error: OSError | None = None
+    for port in ports:
+        try:
+            return socket.create_server((host, port))
+        except OSError as e:
+            error = e
+    raise OSError(f"no free port on {host} from {first_port} ({PORT}): {error}")
+
+
+def _fold(blocks: list[Block], tree: CombineTree, weights: np.ndarray, seed: int, kw: dict) -> dict:
+    leaves = {b.partition: block_sums(b, weights, seed=seed, **kw) for b in blocks}
+    return tree.pieces(leaves, comb)
+
+
+def _serve(task: int, rows: Any, *, driver: tuple[str, int], secret: bytes, kw: dict, num_partitions: int,
+           depth: int, num_weights: int, port: int, num_tasks: int) -> list:
+    """A resident task: hold the blocks, then fold them for every iteration until told to stop."""
+    blocks = list(rows)  # read once from Spark's block manager; consumed, so the Python worker can be reused
+    tree = CombineTree(num_partitions, depth)
+    frame_max = iteration_size(num_weights)
+    with socket.create_connection(driver, timeout=30) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        connect_handshake(sock, secret, task, len(blocks))
+        if task == 0:
+            host = sock.getsockname()[0]  # the address this executor reaches the driver from
+            with bind(host, port) as server:
+                send(sock, ADDRESS, encode_address(host, server.getsockname()[1]))
+                children = _accept_children(server, secret, num_tasks - 1)
+            sock.settimeout(None)
+            try:
+                _root_loop(sock, children, blocks, tree, kw, num_weights, frame_max)
+            finally:
+                for c in children:
+                    c.close()
+            return []
+        _, address = recv(sock, (SETUP,), 1024)
+    with socket.create_connection(decode_address(address), timeout=30) as root:
+        root.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        connect_handshake(root, secret, task)
+        root.settimeout(None)
+        while True:
+            try:
+                kind, frame = recv(root, (ITERATION, STOP), frame_max)
+            except ChannelError:
+                return []  # the root is gone: the driver sees the job end
+            if kind == STOP:
+                return []
+            seed, weights = decode_iteration(frame)
+            send(root, PIECES, encode_pieces(_fold(blocks, tree, weights, seed, kw)))
+
+
+def _accept_children(server: socket.socket, secret: bytes, count: int) -> list[socket.socket]:
+    server.settimeout(60.0)
+    conns: dict[int, socket.socket] = {}
+    while len(conns) < count:
+        conn, peer = server.accept()
+        conn.settimeout(10.0)
+        try:
+            index, _ = accept_handshake(conn, secret)
+        except (ChannelError, OSError) as e:
+            log.warning("sparkgd resident root: refused a connection from %s: %s", peer, e)
+            conn.close()
+            continue
+        if not 1 <= index <= count or index in conns:
+            log.warning("sparkgd resident root: refused a second connection for task %d from %s", index, peer)
+            conn.close()
+            continue
+        conn.settimeout(None)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conns[index] = conn
+    return [conns[i] for i in sorted(conns)]
+
+
+def _root_loop(sock: socket.socket, children: list[socket.socket], blocks: list[Block], tree: CombineTree,
+               kw: dict, num_weights: int, frame_max: int) -> None:
+    piece_max = pieces_size(tree.num_partitions, num_weights)
+    while True:
+        try:
+            kind, frame = recv(sock, (ITERATION, STOP), frame_max)
+        except ChannelError:
+            kind, frame = STOP, bytearray()  # the driver is gone
+        for c in children:
+            send(c, kind, frame)
+        if kind == STOP:
+            return
+        seed, weights = decode_iteration(frame)
+        pieces = _fold(blocks, tree, weights, seed, kw)
+        for c in children:
+            _, payload = recv(c, (PIECES,), piece_max)
+            got = decode_pieces(payload, num_weights)
+            if got.keys() & pieces.keys():
+                raise ChannelError("two tasks sent the same part of the tree")
+            pieces.update(got)
+        send(sock, PIECES, encode_pieces({tree.root: tree.combine(pieces, comb)}))
+
+
+class ResidentTasks:
+    """``num_tasks`` tasks over ``blocks_rdd`` that return each iteration's combined sums.
+
+    Raises :class:`Lost` when they cannot start (no connection in ``timeout`` seconds, the job
+    failed, or another job of the application started waiting meanwhile).
+    """
+
+    def __init__(self, sc: SparkContext, blocks_rdd: RDD, num_tasks: int, depth: int, kw: dict,
+                 num_weights: int, timeout: float = 20.0) -> None:
+        from pyspark import InheritableThread
+
+        self._sc = sc
+        self._tag = f"sparkgd-resident-{uuid.uuid4().hex}"
+        self._tree = CombineTree(blocks_rdd.getNumPartitions(), depth)
+        self._d = num_weights
+        self._lock = threading.Lock()
+        self._error: BaseException | None = None
+        self._cancelling = False
+        self._root: socket.socket | None = None
+        self.handed_over = False
+        conf = sc.getConf()
+        host = conf.get("spark.driver.host", "127.0.0.1")
+        port = int(_conf(sc, PORT, "0"))
+        try:
+            self._server = bind(conf.get("spark.driver.bindAddress", host), port)
+        except OSError as e:
+            raise Lost(f"cannot listen on the driver: {e}") from None
+        self._server.settimeout(0.1)
+        secret = secrets.token_bytes(32)
+        source = blocks_rdd if num_tasks == blocks_rdd.getNumPartitions() else blocks_rdd.coalesce(num_tasks)
+        job = source.mapPartitionsWithIndex(functools.partial(
+            _serve, driver=(host, self._server.getsockname()[1]), secret=secret, kw=kw,
+            num_partitions=self._tree.num_partitions, depth=depth, num_weights=num_weights, port=port,
+            num_tasks=num_tasks))
+        self._thread = InheritableThread(target=self._run, args=(job,), daemon=True)
+        if self.waiting_elsewhere():
+            self._server.close()
+            raise Lost("another job of the application is waiting for slots")
+        self._thread.start()
+        try:
+            self._root = self._connect(num_tasks, secret, time.monotonic() + timeout)
+        except BaseException:
+            self.stop(cancel=True)
+            raise
+        finally:
+            self._server.close()
+        self._stopped = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, daemon=True)
+        self._watcher.start()
+        log.info("resident tasks: %d tasks serve the %d partitions for every iteration of this training call",
+                 num_tasks, self._tree.num_partitions)
+
+    def _run(self, job: RDD) -> None:
+        self._sc.addJobTag(self._tag)
+        if self._cancelling:  # given up before the job was submitted
+            return
+        try:
+            job.collect()
+        except BaseException as e:  # failed or cancelled: the driver side notices and hands over
+            self._error = e
+
+    def _alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _ended(self, what: str) -> Lost:
+        self._thread.join(timeout=10.0)  # a broken channel means the job is ending: wait for its outcome
+        error = self._error
+        outside = error is not None and not self._cancelling and "cancel" in str(error).lower()
+        return Lost(f"{what}: {_short(error)}" if error else what, cancelled=error if outside else None)
+
+    def waiting_elsewhere(self, ours_too: bool = False) -> bool:
+        """Whether a job of the application other than ours (or ours, with ``ours_too``) has tasks that do not run."""
+        ours = _spark.job_ids_for_tag(self._sc, self._tag)
+        if ours is None:
+            return False
+        tracker = self._sc.statusTracker()
+        for job_id in ours if ours_too else set(tracker.getActiveJobsIds()) - ours:
+            info = tracker.getJobInfo(job_id)
+            for stage_id in info.stageIds if info is not None else ():
+                stage = tracker.getStageInfo(stage_id)
+                if stage is not None and stage.numTasks > stage.numActiveTasks + stage.numCompletedTasks:
+                    return True
+        return False
+
+    def _connect(self, num_tasks: int, secret: bytes, deadline: float) -> socket.socket:
+        conns: dict[int, socket.socket] = {}
+        started = time.monotonic()
+        try:
+            while len(conns) < num_tasks:
+                if not self._alive():
+                    raise self._ended("the resident job ended before its tasks connected")
+                if time.monotonic() > deadline:
+                    raise Lost(f"only {len(conns)} of {num_tasks} resident tasks connected in time")
+                if self.waiting_elsewhere():
+                    raise Lost("another job of the application is waiting for slots")
+                if time.monotonic() > started + 2.0 and self.waiting_elsewhere(ours_too=True):
+                    raise Lost("the slots are busy: not every resident task could start")
+                try:
+                    conn, peer = self._server.accept()
+                except TimeoutError:
+                    continue
+                conn.settimeout(10.0)
+                try:
+                    index, _ = accept_handshake(conn, secret)
+                except (ChannelError, OSError) as e:
+                    log.warning("resident tasks: refused a connection from %s: %s", peer, e)
+                    conn.close()
+                    continue
+                if not 0 <= index < num_tasks or index in conns:
+                    log.warning("resident tasks: refused a second connection for task %d from %s", index, peer)
+                    conn.close()
+                    continue
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                conns[index] = conn
+            _, address = recv(conns[0], (ADDRESS,), 1024)
+            decode_address(address)
+            for i in range(1, num_tasks):
+                send(conns[i], SETUP, address)
+                conns.pop(i).close()
+            root = conns.pop(0)
+            root.settimeout(1.0)  # wakes up to check that the job still runs
+            return root
+        except (ChannelError, OSError) as e:
+            raise Lost(f"resident tasks did not set up: {e}") from None
+        finally:
+            for conn in conns.values():
+                conn.close()
+
+    def __call__(self, weights: np.ndarray, seed: int) -> Any:
+        """The root of the combine tree for these weights and seed: ``(gradient sum, loss, rows, weight sum)``."""
+        with self._lock:
+            if self._root is None:
+                raise Lost("the resident tasks handed their slots over to another job")
+            if not self._alive():  # cancelled or failed: Python workers may answer until they are killed
+                self._close_root()
+                raise self._ended("the resident job ended")
+            try:
+                send(self._root, ITERATION, encode_iteration(seed, weights))
+                _, payload = recv(self._root, (PIECES,), pieces_size(1, self._d), self._alive)
+                pieces = decode_pieces(payload, self._d)
+            except (ChannelError, OSError) as e:
+                self._close_root()
+                raise self._ended(f"a resident task failed ({e})") from None
+            if set(pieces) != {self._tree.root}:
+                self._close_root()
+                raise Lost("the resident root sent a partial result")
+            return pieces[self._tree.root]
+
+    def _watch(self) -> None:
+        waiting_since = None
+        while not self._stopped.wait(0.1):
+            if not self._lock.acquire(blocking=False):
+                waiting_since = None  # an iteration is in flight: the tasks are busy, not idle
+                continue
+            try:
+                if self._root is None:
+                    return
+                if not self.waiting_elsewhere():
+                    waiting_since = None
+                elif waiting_since is None:
+                    waiting_since = time.monotonic()
+                elif time.monotonic() - waiting_since >= WAIT_BEFORE_HANDOVER:
+                    log.info("resident tasks: another job of the application is waiting for slots; handing them "
+                             "over (later iterations of this call run one Spark job each)")
+                    self.handed_over = True
+                    self._close_root()
+                    return
+            finally:
+                self._lock.release()
+
+    def _close_root(self) -> None:
+        if self._root is not None:
+            try:
+                self._root.settimeout(1.0)
+                send(self._root, STOP)
+            except OSError:
+                pass
+            self._root.close()
+            self._root = None
+
+    def stop(self, cancel: bool = False) -> None:
+        """Tell the tasks to finish and wait for the job; cancel it (by its tag) if it does not end.
+
+        The cancel is repeated until the job is gone: a job submitted just after a cancel would
+        otherwise hold its slots until its tasks time out.
+        """
+        if hasattr(self, "_stopped"):
+            self._stopped.set()
+        with self._lock:
+            self._close_root()
+        if not cancel:
+            self._thread.join(timeout=10.0)
+        self._cancelling = True
+        deadline = time.monotonic() + 60.0
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            self._sc.cancelJobsWithTag(self._tag)
+            self._thread.join(timeout=0.2)
+        if self._thread.is_alive():
+            log.warning("resident tasks: their job did not end within 60 s of its cancellation")
+
+
+def _short(error: BaseException) -> str:
+    """The first lines of a Spark job's error that say what happened (py4j wraps the Python traceback)."""
+    text = str(error)
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith(("\tat ", "  File "))]
+    return " | ".join(lines[:1] + [ln for ln in lines if "Error" in ln or "Exception" in ln][-2:])[:600]

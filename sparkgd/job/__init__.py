@@ -1,0 +1,1 @@
+"""The batch job's logic (``jobs/train_linear.py`` only calls :func:`sparkgd.job.run.main`)."""

@@ -1,0 +1,65 @@
+"""The built wheel in a fresh venv without extras: what it declares, what it needs, what it runs."""
+
+import os
+import pathlib
+import subprocess
+import sys
+import sysconfig
+import zipfile
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CORE = ("numpy", "scipy", "pyspark", "py4j")  # the runtime dependencies, linked from this environment
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(tmp / "dist"), str(ROOT)], check=True, capture_output=True)
+    wheel = next((tmp / "dist").glob("sparkgd-*.whl"))
+    venv = tmp / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site = pathlib.Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                       check=True, capture_output=True, text=True).stdout.strip())
+    ours = pathlib.Path(sysconfig.get_paths()["purelib"])
+    for entry in ours.iterdir():  # the core dependencies only: no pyarrow, matplotlib or pandas
+        if entry.name.split("-")[0].split(".")[0].lower() in CORE:
+            (site / entry.name).symlink_to(entry)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True,
+                   capture_output=True)
+    return wheel, python, tmp
+
+
+def test_the_wheel_declares_its_dependencies_and_extras(fresh):
+    wheel, _, _ = fresh
+    with zipfile.ZipFile(wheel) as z:
+        meta = z.read(next(n for n in z.namelist() if n.endswith("METADATA"))).decode()
+    requires = [line.split(":", 1)[1].strip() for line in meta.splitlines() if line.startswith("Requires-Dist:")]
+    for need in ("pyspark", "numpy", "scipy"):
+        assert any(r.startswith(need) and "extra" not in r for r in requires), requires
+    assert any(r.startswith("tomli") and 'python_version < "3.11"' in r for r in requires), requires
+    assert any(r.startswith("pyarrow") and 'extra == "ml"' in r for r in requires), requires
+    assert any(r.startswith("matplotlib") and 'extra == "job"' in r for r in requires), requires
+
+
+def test_without_extras_the_dataframe_api_names_the_extra(fresh):
+    _, python, tmp = fresh
+    run = subprocess.run([str(python), "-c", "import sparkgd, sparkgd.rdd; import sparkgd.ml"], cwd=tmp,
+                         capture_output=True, text=True)
+    assert run.returncode == 1 and "pip install 'sparkgd[ml]'" in run.stderr, run.stderr[-2000:]
+
+
+def test_without_extras_the_job_writes_the_model_and_metrics(fresh):
+    _, python, tmp = fresh
+    out = tmp / "out"
+    env = dict(os.environ, PYSPARK_PYTHON=str(python), PYSPARK_DRIVER_PYTHON=str(python), SPARK_LOCAL_IP="127.0.0.1")
+    run = subprocess.run([str(python), str(ROOT / "jobs" / "train_linear.py"), "--rows", "2000", "--iterations", "5",
+                          "--output", str(out)], cwd=tmp, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (out / "metrics.json").is_file() and (out / "model" / "metadata.json").is_file()
+    assert not (out / "loss.png").exists()
+    warnings = [line for line in run.stderr.splitlines() if "loss.png not written" in line]
+    assert len(warnings) == 1 and "sparkgd[job]" in warnings[0]

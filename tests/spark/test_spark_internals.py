@@ -1,0 +1,99 @@
+"""Each private pyspark/JVM call sparkgd makes still works in this Spark version (one test each).
+
+A failure here means a Spark upgrade changed a private API: the feature in
+``sparkgd.engine._spark._CONSEQUENCE`` would turn off (with a warning) until it is adapted.
+"""
+
+import logging
+
+import numpy as np
+import pyarrow as pa
+
+from sparkgd.engine import _spark
+
+
+def no_warning(caplog):
+    assert "is not available" not in caplog.text
+
+
+def test_free_slots_counts_the_slots_of_local_2(sc, caplog):
+    with caplog.at_level(logging.WARNING, logger="sparkgd"):
+        assert _spark.free_slots(sc) == 2
+    no_warning(caplog)
+
+
+def test_job_ids_for_tag_finds_a_tagged_job(sc, caplog):
+    sc.addJobTag("sparkgd-internals-test")
+    try:
+        sc.parallelize([1, 2], 2).count()
+    finally:
+        sc.removeJobTag("sparkgd-internals-test")
+    with caplog.at_level(logging.WARNING, logger="sparkgd"):
+        assert len(_spark.job_ids_for_tag(sc, "sparkgd-internals-test")) == 1
+        assert _spark.job_ids_for_tag(sc, "sparkgd-no-such-tag") == set()
+    no_warning(caplog)
+
+
+def test_persistent_rdd_ids_follow_cache_and_unpersist(sc, caplog):
+    rdd = sc.parallelize([1, 2], 2).cache()
+    with caplog.at_level(logging.WARNING, logger="sparkgd"):
+        assert rdd.id() in _spark.persistent_rdd_ids(sc)
+        rdd.unpersist(blocking=True)
+        assert rdd.id() not in _spark.persistent_rdd_ids(sc)
+    no_warning(caplog)
+
+
+def test_dataframe_cache_id_is_new_at_every_cache(spark, caplog):
+    df = spark.range(10)
+    with caplog.at_level(logging.WARNING, logger="sparkgd"):
+        assert _spark.dataframe_cache_id(df) is None
+        df.cache()
+        first = _spark.dataframe_cache_id(df)
+        assert first in _spark.persistent_rdd_ids(spark.sparkContext)
+        spark.catalog.clearCache()
+        assert _spark.dataframe_cache_id(df) is None
+        df.cache()
+        assert _spark.dataframe_cache_id(df) not in (None, first)
+    df.unpersist()
+    no_warning(caplog)
+
+
+def test_jvm_count_caches_without_python_collect(sc, caplog):
+    acc = sc.accumulator(0)
+
+    def mark(x):
+        acc.add(1)
+        return x
+
+    rdd = sc.parallelize(range(6), 2).map(mark).cache()
+    with caplog.at_level(logging.WARNING, logger="sparkgd"):
+        _spark.jvm_count(rdd)
+    assert acc.value == 6 and rdd.collect() == list(range(6)) and acc.value == 6  # served from the cache
+    rdd.unpersist()
+    no_warning(caplog)
+
+
+def test_arrow_batches_carry_the_rows(spark, caplog):
+    df = spark.createDataFrame([(1.0, 2.0), (3.0, 4.0), (5.0, 6.0)], ["a", "b"]).repartition(2)
+    with caplog.at_level(logging.WARNING, logger="sparkgd"):
+        rdd, schema_bytes = _spark.arrow_batches(df)
+    schema = pa.ipc.read_schema(pa.py_buffer(schema_bytes))
+    rows = []
+    for raw in rdd.collect():
+        batch = pa.ipc.read_record_batch(pa.py_buffer(raw), schema)
+        rows += batch.to_pylist()
+    assert sorted(r["a"] for r in rows) == [1.0, 3.0, 5.0] and np.isclose(sum(r["b"] for r in rows), 12.0)
+    no_warning(caplog)
+
+
+def test_detach_keeps_the_lineage_in_the_jvm(sc):
+    rdd = sc.parallelize(range(4), 2).map(lambda v: v * 2)
+    child = rdd.map(lambda v: v + 1)
+    _spark.detach(child)
+    assert child.prev is None and child.collect() == [1, 3, 5, 7]
+
+
+def test_hadoop_path_lists_local_files_by_uri(sc, tmp_path):
+    (tmp_path / "a.txt").write_text("x")
+    fs, path = _spark.hadoop_path(sc, tmp_path.as_uri())
+    assert [s.getPath().getName() for s in fs.listStatus(path)] == ["a.txt"]

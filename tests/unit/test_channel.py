@@ -1,0 +1,161 @@
+"""The resident channel: authenticated by challenge-response, fixed frames, sizes checked first, no pickle."""
+
+import logging
+import socket
+import struct
+import threading
+
+import numpy as np
+import pytest
+
+from sparkgd.engine import channel, resident
+from sparkgd.engine.channel import (
+    ANSWER,
+    ITERATION,
+    PIECES,
+    ChannelError,
+    accept_handshake,
+    connect_handshake,
+    decode_pieces,
+    encode_pieces,
+    recv,
+    send,
+)
+
+SECRET = b"k" * 32
+
+
+def run_pair(server_side, client_side):
+    """Run both ends over a socket pair; return what each returned or raised."""
+    a, b = socket.socketpair()
+    a.settimeout(5)
+    b.settimeout(5)
+    out = {}
+
+    def call(name, fn, sock):
+        try:
+            out[name] = fn(sock)
+        except Exception as e:  # the test inspects it
+            out[name] = e
+        finally:
+            sock.close()
+
+    threads = [threading.Thread(target=call, args=("server", server_side, a)),
+               threading.Thread(target=call, args=("client", client_side, b))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    return out["server"], out["client"]
+
+
+def test_the_right_secret_passes_and_carries_the_index():
+    server, client = run_pair(lambda s: accept_handshake(s, SECRET), lambda s: connect_handshake(s, SECRET, 3, 7))
+    assert server == (3, 7) and client is None
+
+
+def test_a_wrong_secret_is_refused_by_either_end():
+    server, client = run_pair(lambda s: accept_handshake(s, SECRET), lambda s: connect_handshake(s, b"x" * 32, 1))
+    assert isinstance(server, ChannelError) and "secret" in str(server)
+    assert isinstance(client, ChannelError)  # no proof came back
+    server, client = run_pair(lambda s: accept_handshake(s, b"x" * 32), lambda s: connect_handshake(s, SECRET, 1))
+    assert isinstance(server, ChannelError)
+
+
+def test_a_replayed_answer_is_refused():
+    recorded = {}
+
+    def recording_client(sock):
+        _, nonce = recv(sock, (channel.CHALLENGE,), channel.NONCE)
+        original = channel.send
+
+        def spy(s, kind, payload=b""):
+            if kind == ANSWER:
+                recorded["answer"] = bytes(payload)
+            original(s, kind, payload)
+
+        channel.send = spy
+        try:
+            sock_nonce = bytes(nonce)
+            # answer as a genuine client would, from the challenge already read
+            nonce_c = b"c" * 32
+            mac = channel._mac(SECRET, b"sparkgd-c", sock_nonce, nonce_c, struct.pack("<qq", 2, 0))
+            spy(sock, ANSWER, channel._HELLO.pack(2, 0, nonce_c, mac))
+        finally:
+            channel.send = original
+        return recv(sock, (channel.PROOF,), 32)
+
+    server, _ = run_pair(lambda s: accept_handshake(s, SECRET), recording_client)
+    assert server == (2, 0)
+
+    def replaying_client(sock):
+        recv(sock, (channel.CHALLENGE,), channel.NONCE)  # a fresh nonce this time
+        send(sock, ANSWER, recorded["answer"])
+
+    server, _ = run_pair(lambda s: accept_handshake(s, SECRET), replaying_client)
+    assert isinstance(server, ChannelError) and "secret" in str(server)
+
+
+def test_sizes_and_kinds_are_checked_before_reading_the_payload():
+    big, client = run_pair(lambda s: recv(s, (ITERATION,), 1000),
+                           lambda s: s.sendall(channel.HEADER.pack(ITERATION, 10**12)))  # announces 1 TB, sends none
+    assert isinstance(big, ChannelError) and "larger" in str(big)
+    wrong, _ = run_pair(lambda s: recv(s, (ITERATION,), 1000), lambda s: send(s, PIECES, b"1234"))
+    assert isinstance(wrong, ChannelError) and "unexpected" in str(wrong)
+    short, _ = run_pair(lambda s: recv(s, (ITERATION,), 1000),
+                        lambda s: s.sendall(channel.HEADER.pack(ITERATION, 100) + b"x" * 10))
+    assert isinstance(short, ChannelError) and "closed" in str(short)
+
+
+def test_pieces_round_trip_and_bad_pieces_are_refused():
+    g = np.random.default_rng(0).normal(size=5)
+    pieces = {(0, 3): (g, 1.5, 7, 7.0), (1, 2): None}
+    back = decode_pieces(bytearray(encode_pieces(pieces)), 5)
+    assert back[(1, 2)] is None and back[(0, 3)][0].tobytes() == g.tobytes() and back[(0, 3)][1:] == (1.5, 7, 7.0)
+    raw = bytearray(encode_pieces(pieces))
+    for bad in (raw[:-8], raw + b"\0" * 8, bytearray(struct.pack("<I", 5)) + raw[4:]):
+        with pytest.raises(ChannelError):
+            decode_pieces(bad, 5)
+    with pytest.raises(ChannelError):
+        decode_pieces(raw, 6)  # a vector of the wrong length
+
+
+def test_nothing_on_the_channel_is_unpickled():
+    for module in (channel, resident):
+        assert "pickle" not in vars(module), f"{module.__name__} imports pickle"
+
+
+def test_the_root_refuses_wrong_secrets_and_second_connections(caplog):
+    server = resident.bind("127.0.0.1", 0)
+    port = server.getsockname()[1]
+    accepted = {}
+    t = threading.Thread(target=lambda: accepted.setdefault("conns", resident._accept_children(server, SECRET, 2)))
+    t.start()
+    clients = []
+
+    def connect(secret, index):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        clients.append(s)
+        try:
+            connect_handshake(s, secret, index)
+        except ChannelError:
+            return False
+        s.settimeout(0.5)
+        try:
+            return s.recv(1) != b""  # refused: closed by the root right after the handshake
+        except TimeoutError:
+            return True  # kept open
+
+    with caplog.at_level(logging.WARNING, logger="sparkgd"):
+        assert not connect(b"wrong" * 7, 1)
+        assert connect(SECRET, 1)
+        assert not connect(SECRET, 1)  # index 1 is taken
+        assert connect(SECRET, 2)
+        t.join(10)
+    server.close()
+    for s in clients:
+        s.close()
+    assert len(accepted["conns"]) == 2
+    assert "does not know the secret" in caplog.text and "second connection for task 1" in caplog.text
+    for c in accepted["conns"]:
+        c.close()

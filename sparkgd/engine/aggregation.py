@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from typing import Any, Iterable, Iterator
 
 import numpy as np
@@ -23,12 +24,14 @@ from pyspark import RDD
 
 from sparkgd.core.block import Block, block_sums, comb
 from sparkgd.core.tree import CombineTree, Node
-from sparkgd.engine import _spark
+from sparkgd.engine import _spark, turns
 from sparkgd.engine.resident import Lost, ResidentTasks, off_reason
+from sparkgd.engine.turns import TURNS
 
 log = logging.getLogger("sparkgd")
 SMALL_EXTRA = 64 * 1024  # bytes over one vector the driver may receive per iteration to save a stage
 MAX_RETRY_GAP = 64  # iterations between attempts to start resident tasks, at most
+QUIET_WAIT = 1.0  # seconds a call may wait, in all, for other jobs to end before starting resident tasks
 _TOLD: set[tuple[str, str]] = set()  # (application, reason) already logged: once per application
 
 
@@ -90,10 +93,12 @@ def _identity(key: int) -> int:
 class IterationSums:
     """Each iteration's ``(gradient sum, loss sum, rows, weight sum)``, or ``None`` when no row was sampled.
 
-    From the second call on it runs :class:`~sparkgd.engine.resident.ResidentTasks` when they
-    can start, with one task per free slot (at most one per partition); when they cannot, or
-    hand their slots over to another job, it runs :func:`tree_aggregate` and tries them again
-    after 2, 4, 8, ... iterations.
+    Iterations run while this process's turn is held (:mod:`sparkgd.engine.turns`). From the
+    second call on it runs :class:`~sparkgd.engine.resident.ResidentTasks`, one task per free
+    slot (at most one per partition), once no other job of the application runs (waiting up to
+    :data:`QUIET_WAIT` seconds per call in all); until then, and when they hand their slots over,
+    it runs :func:`tree_aggregate` and tries again after 1, 2, 4, ... iterations (at once after a
+    hand-over). A failed start backs off 2, 4, ... :data:`MAX_RETRY_GAP` iterations.
     """
 
     def __init__(self, blocks_rdd: RDD, depth: int, kw: dict, num_weights: int) -> None:
@@ -106,10 +111,15 @@ class IterationSums:
         self._resident: ResidentTasks | None = None
         self._next_try, self._gap = 2, 2
         self._calls = 0
+        self._turn: object | None = None  # the token holding this process's turn; False: none; None: not asked
+        self._own: object | None = None  # the token, when this object took the turn itself
+        self._busy_gap = 1
+        self._wait_left = QUIET_WAIT
         self.resident_calls = 0  # iterations the resident tasks served
 
     def __call__(self, weights: np.ndarray, seed: int) -> Any:
         self._calls += 1
+        self._take_turn()
         if self._resident is None and self._calls >= self._next_try:
             self._start()
         if self._resident is not None:
@@ -124,7 +134,26 @@ class IterationSums:
                 log.warning("resident tasks lost (%s): this iteration runs as a Spark job", e)
         return tree_aggregate(self._rdd, self.tree, weights, seed, self._kw)
 
+    def _take_turn(self) -> None:
+        """Hold this process's turn on the executors while iterating (:mod:`sparkgd.engine.turns`):
+        the training call's, or this object's own when it runs outside one."""
+        if self._turn is None:
+            self._turn = turns.current()
+            if self._turn is None:
+                self._turn = self._own = self if TURNS.acquire(self) else False
+        elif self._turn and TURNS.should_yield(self._turn):
+            tasks, self._resident = self._resident, None
+            if tasks is not None:
+                tasks.stop()
+            TURNS.release(self._turn)
+            if not TURNS.acquire(self._turn):
+                self._turn = False
+            self._next_try = min(self._next_try, self._calls)
+
     def _start(self) -> None:
+        if not self._quiet():
+            self._busy()
+            return
         reason = off_reason(self._sc)
         free = None if reason else _spark.free_slots(self._sc)
         if reason or free is None:
@@ -136,12 +165,48 @@ class IterationSums:
         tasks = min(self.tree.num_partitions, free)
         try:
             if tasks < 1:
-                raise Lost("no free task slot")
+                raise Lost("no free task slot", busy=True)
             self._resident = ResidentTasks(self._sc, self._rdd, tasks, self._depth, self._kw, self._d)
         except Lost as e:
             if e.cancelled is not None:
                 raise e.cancelled from None
-            self._back_off(f"resident tasks did not start ({e})")
+            if e.busy:  # other work holds or wants the slots: try again once it is done
+                log.debug("resident tasks did not start (%s): this iteration runs as a Spark job", e)
+                self._busy()
+            else:
+                self._back_off(f"resident tasks did not start ({e})")
+            return
+        self._busy_gap = 1
+
+    def _quiet(self) -> bool:
+        """Wait until no other job of the application runs (for 50 ms), :data:`QUIET_WAIT` seconds per call in all.
+
+        Other work goes first: resident tasks started next to a running job would take its slots,
+        and a Spark job per iteration would queue behind it all the same.
+        """
+        tracker = self._sc.statusTracker()
+        start = time.monotonic()
+        deadline = start + max(self._wait_left, 0.0)
+        since = None
+        try:
+            while True:
+                now = time.monotonic()
+                if tracker.getActiveJobsIds():
+                    since = None
+                elif since is None:
+                    since = now
+                elif now - since >= 0.05:
+                    return True
+                if now > deadline:
+                    return since is not None
+                time.sleep(0.01)
+        finally:
+            self._wait_left -= time.monotonic() - start
+
+    def _busy(self) -> None:
+        """Other work kept the slots: one Spark job per iteration, and try again after 1, 2, 4, ... iterations."""
+        self._next_try = self._calls + self._busy_gap
+        self._busy_gap = min(2 * self._busy_gap, MAX_RETRY_GAP)
 
     def _back_off(self, why: str) -> None:
         self._next_try = self._calls + self._gap
@@ -151,11 +216,15 @@ class IterationSums:
     def _drop(self) -> None:
         tasks, self._resident = self._resident, None
         if tasks is not None:
-            handed = tasks.handed_over
             tasks.stop()
-            self._back_off("resident tasks handed their slots over" if handed else "resident tasks ended")
+            if tasks.handed_over:  # start again once the jobs they were handed over to are done
+                self._next_try = self._calls + 1
+            else:
+                self._back_off("resident tasks ended")
 
     def close(self) -> None:
         tasks, self._resident = self._resident, None
         if tasks is not None:
             tasks.stop()
+        if self._own is not None:
+            TURNS.release(self._own)

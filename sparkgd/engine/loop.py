@@ -34,6 +34,7 @@ from sparkgd.core.updaters import Updater
 from sparkgd.engine.aggregation import IterationSums
 from sparkgd.engine.blocks import BlockedData
 from sparkgd.engine.reuse import blocks_for
+from sparkgd.engine.turns import training_call
 
 log = logging.getLogger("sparkgd")
 
@@ -158,7 +159,7 @@ def run_minibatch_sgd(data: RDD | BlockedData, gradient: Gradient, updater: Upda
     """
     check_params(num_iterations, step_size, reg_param, mini_batch_fraction, convergence_tol, aggregation_depth)
     given = contextlib.nullcontext(data) if isinstance(data, BlockedData) else None
-    with given or blocks_for(data, lambda: BlockedData(data)) as blocks:
+    with training_call(), given or blocks_for(data, lambda: BlockedData(data)) as blocks:
         d = blocks.num_features
         w0 = np.zeros(d or 0) if initial_weights is None else as_weights(initial_weights, d, "initial_weights")
         return descend(blocks, gradient, updater, w0, step_size=step_size, num_iterations=num_iterations,

@@ -77,11 +77,13 @@ _ENCRYPTION = ("spark.network.crypto.enabled", "spark.ssl.rpc.enabled", "spark.s
 
 
 class Lost(Exception):
-    """The resident tasks cannot go on. ``cancelled`` holds the Spark error when someone else cancelled them."""
+    """The resident tasks cannot go on. ``cancelled`` holds the Spark error when someone else cancelled them;
+    ``busy`` says that other work of the application holds or wants the slots (try again when it is done)."""
 
-    def __init__(self, message: str, cancelled: BaseException | None = None) -> None:
+    def __init__(self, message: str, cancelled: BaseException | None = None, busy: bool = False) -> None:
         super().__init__(message)
         self.cancelled = cancelled
+        self.busy = busy
 
 
 def _conf(sc: SparkContext, key: str, default: str) -> str:
@@ -243,7 +245,7 @@ class ResidentTasks:
         self._thread = InheritableThread(target=self._run, args=(job,), daemon=True)
         if self.waiting_elsewhere():
             self._server.close()
-            raise Lost("another job of the application is waiting for slots")
+            raise Lost("another job of the application is waiting for slots", busy=True)
         self._thread.start()
         try:
             self._root = self._connect(num_tasks, secret, time.monotonic() + timeout)
@@ -299,10 +301,8 @@ class ResidentTasks:
                     raise self._ended("the resident job ended before its tasks connected")
                 if time.monotonic() > deadline:
                     raise Lost(f"only {len(conns)} of {num_tasks} resident tasks connected in time")
-                if self.waiting_elsewhere():
-                    raise Lost("another job of the application is waiting for slots")
                 if time.monotonic() > started + 2.0 and self.waiting_elsewhere(ours_too=True):
-                    raise Lost("the slots are busy: not every resident task could start")
+                    raise Lost("the slots are busy: not every resident task could start", busy=True)
                 try:
                     conn, peer = self._server.accept()
                 except TimeoutError:

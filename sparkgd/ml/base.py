@@ -37,6 +37,7 @@ from sparkgd.engine.arrow import build_block_from_batches, record_batches
 from sparkgd.engine.blocks import BlockedData, feature_std
 from sparkgd.engine.loop import descend
 from sparkgd.engine.reuse import blocks_for
+from sparkgd.engine.turns import training_call
 
 FORMAT_VERSION = 1
 
@@ -79,7 +80,7 @@ class _SGDEstimator:
             return BlockedData(batches, columns=names, moments=moments,
                                build=functools.partial(build_block_from_batches, schema=schema))
 
-        with blocks_for(dataset, build, (label, feats, wcol, moments)) as blocks:
+        with training_call(), blocks_for(dataset, build, (label, feats, wcol, moments)) as blocks:
             d = blocks.num_features
             if d is None:
                 raise ValueError("the training DataFrame has no rows")

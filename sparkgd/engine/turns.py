@@ -1,0 +1,92 @@
+"""Training calls of one driver process take turns on the executors.
+
+Two training calls that run at once (two threads, ``CrossValidator(parallelism=2)``) would
+otherwise fight over the task slots: each one's Spark jobs wait behind the other's resident
+tasks, which hand their slots over, and both end up paying a Spark job per iteration. Instead a
+call runs its iterations while it holds the turn; a call that waits for the turn submits no job.
+The holder keeps the turn while nobody waits, and passes it on (first come, first served) after
+:data:`SLICE` seconds when someone does, so no call starves. The turn is reentrant per thread
+(a ``descend`` callback may train another model), and a call that has waited
+:data:`PATIENCE` seconds goes on without it rather than risk a deadlock (e.g. a callback that
+joins a thread that trains).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import threading
+import time
+from typing import Iterator
+
+SLICE = 2.0  # seconds a holder keeps the turn while another call waits
+PATIENCE = 30.0  # seconds a call waits for the turn before it goes on without it
+
+
+class Turns:
+    """A first-come, first-served turn among the training calls of this process."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._holder: object | None = None
+        self._thread: int | None = None
+        self._since = 0.0
+        self._queue: collections.deque = collections.deque()
+
+    def acquire(self, who: object) -> bool:
+        """Wait for the turn; ``False`` when it was not granted in :data:`PATIENCE` seconds (go on anyway)."""
+        with self._cond:
+            if self._holder is who:
+                return True
+            if self._holder is not None and self._thread == threading.get_ident():
+                return False  # nested in the holder's thread (a callback): it must not wait for itself
+            self._queue.append(who)
+            deadline = time.monotonic() + PATIENCE
+            try:
+                while self._holder is not None or self._queue[0] is not who:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._cond.wait(min(left, 0.5))
+            finally:
+                self._queue.remove(who)
+            self._holder, self._thread, self._since = who, threading.get_ident(), time.monotonic()
+            return True
+
+    def should_yield(self, who: object) -> bool:
+        """Whether ``who`` holds the turn, another call waits, and the slice is over."""
+        with self._cond:
+            return self._holder is who and bool(self._queue) and time.monotonic() - self._since >= SLICE
+
+    def release(self, who: object) -> None:
+        with self._cond:
+            if self._holder is who:
+                self._holder = self._thread = None
+                self._cond.notify_all()
+
+
+TURNS = Turns()
+_CURRENT = threading.local()
+
+
+@contextlib.contextmanager
+def training_call() -> Iterator[object | None]:
+    """Hold the turn for a whole training call (block building included): yields the token that holds
+    it, or ``None`` when the call goes on without it (nested in another call, or out of patience)."""
+    if getattr(_CURRENT, "token", None) is not None:
+        yield None  # nested in a training call of this thread (a callback): it holds the turn already
+        return
+    token = object()
+    held = TURNS.acquire(token)
+    _CURRENT.token = token if held else False  # False: this call goes on without the turn
+    try:
+        yield token if held else None
+    finally:
+        _CURRENT.token = None
+        TURNS.release(token)
+
+
+def current() -> object | None:
+    """The token of the training call this thread runs; ``False`` when it runs without the turn, ``None``
+    outside a training call."""
+    return getattr(_CURRENT, "token", None)

@@ -5,7 +5,8 @@ trainer, scikit-learn's SGD on one process, a plain numpy mini-batch loop on one
 floor without Spark), and an empty 2-task Python job (Spark's fixed cost per iteration).
 
 Every Spark system is timed the same way (``time_systems``): a cold 1-iteration first call, then
-end-to-end calls of k and 5k iterations in alternating order; seconds per iteration are
+two rounds (systems in order, then in reverse order) of an untimed 1-iteration call and
+end-to-end calls of k and 5k iterations; seconds per iteration are the mean of
 (T(5k) - T(k)) / 4k and setup is T(k) minus k iterations. A cross-check column gives the median
 iteration period of the 5k run (MLlib: Spark's status tracker; sparkgd: its ``iteration t done``
 log records). Every sparkgd system must give MLlib's weights to 1e-9, or the benchmark fails.
@@ -61,16 +62,18 @@ class IterationEnds(logging.Handler):
             self.times.append(record.created)
 
 
-def time_systems(sc, systems, k):
+def time_systems(sc, systems, k, rounds=2):
     """Time every system the same way -> ``{name: (s/iter, setup, total, model, first call, cross-check)}``.
 
     ``systems`` holds ``(name, train, marker)``; ``train(iterations)`` returns a model. Each
     system's first call (1 iteration) is the cold one (sparkgd builds its blocks then; later calls
-    on the same cached input reuse them). Then every system runs ``k`` iterations, in order, and
-    ``5k``, in reverse order, so warm-up favours none: seconds per iteration are
-    ``(T(5k) - T(k)) / 4k``, setup is ``T(k)`` minus ``k`` iterations, the model is the ``5k`` one.
-    The cross-check is the median period of the ``5k`` run from Spark's status tracker (MLlib,
-    ``marker`` in the stage name) or from sparkgd's ``iteration t done`` records.
+    on the same cached input reuse them). Then, in each of ``rounds`` rounds (the systems in order,
+    then in reverse order, so that warm-up favours none), each system runs an untimed 1-iteration
+    call (so that what the previous system left behind, such as Python workers to start, is not
+    timed), then ``k`` and ``5k`` iterations: seconds per iteration are the mean over the rounds of
+    ``(T(5k) - T(k)) / 4k``, setup is the mean ``T(k)`` minus ``k`` iterations, the model is the
+    last ``5k`` one. The cross-check is the median period of the last ``5k`` run from Spark's status
+    tracker (MLlib, ``marker`` in the stage name) or from sparkgd's ``iteration t done`` records.
     """
     from sparkgd.engine import reuse
 
@@ -78,30 +81,35 @@ def time_systems(sc, systems, k):
     for name, train, _ in systems:
         reuse.release_all()
         first[name] = timed(lambda train=train: train(1))[0]
-    for _, train, _ in systems:
-        train(1)  # blocks built again where the next system's cold call released them
-    short = {name: timed(lambda train=train: train(k))[0] for name, train, _ in systems}
+    shorts = {name: [] for name, _, _ in systems}
+    pers = {name: [] for name, _, _ in systems}
     out = {}
-    for name, train, marker in reversed(systems):
-        group = f"bench-{time.perf_counter_ns()}"
-        sc.setJobGroup(group, group)
-        ends = IterationEnds()
-        log = logging.getLogger("sparkgd")
-        level = log.level
-        log.addHandler(ends)
-        log.setLevel(logging.DEBUG)
-        try:
-            long, model = timed(lambda train=train: train(5 * k))
-        finally:
-            sc._jsc.clearJobGroup()
-            log.removeHandler(ends)
-            log.setLevel(level)
-        if marker == SPARKGD_ITERATION:
-            check = float(np.median(np.diff(ends.times))) if len(ends.times) > 2 else None
-        else:
-            check = iteration_seconds(sc, group, marker) if marker else None
-        per = max((long - short[name]) / (4 * k), 0.0)
-        out[name] = (per, max(short[name] - per * k, 0.0), short[name], model, first[name], check)
+    for r in range(rounds):
+        for name, train, marker in (systems if r % 2 == 0 else list(reversed(systems))):
+            train(1)
+            short = timed(lambda train=train: train(k))[0]
+            group = f"bench-{time.perf_counter_ns()}"
+            sc.setJobGroup(group, group)
+            ends = IterationEnds()
+            log = logging.getLogger("sparkgd")
+            level = log.level
+            log.addHandler(ends)
+            log.setLevel(logging.DEBUG)
+            try:
+                long, model = timed(lambda train=train: train(5 * k))
+            finally:
+                sc._jsc.clearJobGroup()
+                log.removeHandler(ends)
+                log.setLevel(level)
+            if marker == SPARKGD_ITERATION:
+                check = float(np.median(np.diff(ends.times))) if len(ends.times) > 2 else None
+            else:
+                check = iteration_seconds(sc, group, marker) if marker else None
+            shorts[name].append(short)
+            pers[name].append((long - short) / (4 * k))
+            per = max(float(np.mean(pers[name])), 0.0)
+            total = float(np.mean(shorts[name]))
+            out[name] = (per, max(total - per * k, 0.0), total, model, first[name], check)
     return out
 
 
@@ -404,7 +412,7 @@ def wide_workload(spark, n, d, nnz, partitions, k, rows_out):
     systems = [("mllib", trains(MLlibLogistic), MLLIB_ITERATION),
                ("sparkgd-rdd", trains(LogisticRegressionWithSGD), SPARKGD_ITERATION),
                ("sparkgd-rdd, one job per iteration", per_job(trains(LogisticRegressionWithSGD)), SPARKGD_ITERATION)]
-    timings = time_systems(sc, systems, k)
+    timings = time_systems(sc, systems, k, rounds=1)
     assert_parity(label, timings, [name for name, _, _ in systems[1:]])
     for name, train, marker in systems:
         sent, received = driver_bytes(sc, train, k, marker == SPARKGD_ITERATION)

@@ -35,6 +35,7 @@ from sparkgd.core import persistence
 from sparkgd.core.gradients import Gradient, HingeGradient, LeastSquaresGradient, LogisticGradient
 from sparkgd.core.state import as_weights, check_params
 from sparkgd.core.updaters import L1Updater, SquaredL2Updater, get_updater
+from sparkgd.engine import fs
 from sparkgd.engine.blocks import BlockedData
 from sparkgd.engine.loop import descend
 from sparkgd.engine.reuse import blocks_for
@@ -106,16 +107,26 @@ class LinearModel:
                 "numIterations": self.numIterations}
 
     def save(self, sc: SparkContext | None, path: str, overwrite: bool = False) -> None:
-        """Save to a local directory: ``metadata.json``, ``weights.npy``, ``lossHistory.npy``."""
+        """Save to a directory: ``metadata.json``, ``weights.npy``, ``lossHistory.npy``.
+
+        ``path`` is a local path, a ``file:`` URI, or any URI Spark's Hadoop filesystems read
+        (``hdfs://``, ``s3a://``, ...; see :mod:`sparkgd.engine.fs`).
+        """
         meta = {"class": type(self).__name__, **self._metadata()}
-        persistence.write_model(path, meta, {"weights": self._coeff.array,
-                                             "lossHistory": np.asarray(self.lossHistory, dtype=np.float64)},
-                                overwrite=overwrite)
+        arrays = {"weights": self._coeff.array, "lossHistory": np.asarray(self.lossHistory, dtype=np.float64)}
+        if fs.is_local(path):
+            persistence.write_model(path, meta, arrays, overwrite=overwrite)
+        else:
+            fs.publish(sc, lambda local: persistence.write_model(local, meta, arrays), path, overwrite)
 
     @classmethod
     def load(cls, sc: SparkContext | None, path: str) -> LinearModel:
         """Load a model saved by :meth:`save` (no code from the directory is executed)."""
-        meta, arrays = persistence.read_model(path, cls.__name__)
+        if fs.is_local(path):
+            meta, arrays = persistence.read_model(path, cls.__name__)
+        else:
+            with fs.fetched(sc, path) as local:
+                meta, arrays = persistence.read_model(local, cls.__name__)
         if len(arrays.get("weights", ())) != meta.get("numFeatures"):
             raise persistence.ModelFormatError(f"{path}: weights do not match numFeatures")
         model = cls.__new__(cls)

@@ -225,9 +225,19 @@ def save(result: JobResult, output: str, sc: Any) -> None:
     """``model/`` (loadable by the library), ``metrics.json`` and ``loss.png`` under ``output``.
 
     The model and the metrics come first; the plot needs matplotlib (``sparkgd[job]``) and is
-    skipped with a one-line warning without it.
+    skipped with a one-line warning without it. An ``output`` URI other than ``file:``
+    (``hdfs://``, ``s3a://``, ...) is written locally, then moved there through Hadoop's FileSystem.
     """
     import os
+
+    from sparkgd.engine import fs
+
+    if not fs.is_local(output):
+        fs.publish(sc, lambda local: save(result, str(local), sc), output, overwrite=True)
+        return
+    from sparkgd.core.persistence import local_path
+
+    output = str(local_path(output))
 
     os.makedirs(output, exist_ok=True)
     model_dir = os.path.join(output, "model")

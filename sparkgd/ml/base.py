@@ -249,11 +249,12 @@ class _SGDModelWriter(MLWriter):
 
 
 def _local(path: str) -> str | None:
-    if path.startswith("file://"):
-        return path[len("file://"):]
-    if path.startswith("file:"):
-        return path[len("file:"):]
-    return None if "://" in path else path
+    """The local path of ``path`` (a plain path or a ``file:`` URI), or ``None`` for other filesystems."""
+    from sparkgd.core.persistence import local_path
+
+    if "://" in path and not path.startswith("file:"):
+        return None
+    return str(local_path(path))
 
 
 class _SGDModelReader(MLReader):
@@ -263,6 +264,8 @@ class _SGDModelReader(MLReader):
 
     def load(self, path: str) -> Any:
         from sparkgd.core.persistence import ModelFormatError
+
+        path = _local(path) or path  # Hadoop refuses file://localhost/...: read local paths as plain paths
 
         try:
             meta = DefaultParamsReader.loadMetadata(path, self.sc)

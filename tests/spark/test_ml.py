@@ -253,3 +253,21 @@ def test_mini_batches_of_zero_weight_rows_are_skipped(spark):
     # only the mini-batches holding row 0 count: fewer updates than iterations, every one finite
     assert 0 < len(history) < 30 == updates and np.isfinite(history).all()
     assert np.isfinite(model.coefficients.toArray()).all()
+
+
+def test_models_save_and_load_through_file_uris_alone_and_in_a_pipeline(spark, tmp_path):
+    x, y = make_problem("classification")
+    df, _ = frame(spark, x, y)
+    model = SGDLogisticRegression(maxIter=5).fit(df)
+    for uri in (f"file://localhost{tmp_path}/lr1", f"file://{tmp_path}/lr2", f"file:{tmp_path}/lr3"):
+        model.save(uri)
+        back = SGDLogisticRegressionModel.load(uri)
+        assert back.coefficients == model.coefficients
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lr1", "lr2", "lr3"]  # nothing under ./localhost
+    raw = spark.createDataFrame([(float(v[0]), float(v[1]), float(t)) for v, t in zip(x, y)], ["a", "b", "label"])
+    pipe = Pipeline(stages=[VectorAssembler(inputCols=["a", "b"], outputCol="features"),
+                            SGDLinearRegression(maxIter=3)]).fit(raw)
+    uri = f"file://{tmp_path}/pipe"  # (Spark's own Pipeline reader refuses file://localhost)
+    pipe.save(uri)
+    loaded = PipelineModel.load(uri)
+    assert loaded.stages[-1].coefficients == pipe.stages[-1].coefficients

@@ -71,3 +71,22 @@ def test_save_and_load_round_trip(tmp_path, sc):
 def test_wrong_vector_size_is_an_error():
     with pytest.raises(ValueError, match="expected 3 features"):
         LinearRegressionModel(W, B).predict([1.0, 2.0])
+
+
+def test_models_move_through_hadoop_filesystems_atomically(sc, tmp_path):
+    # what save/load do for hdfs://, s3a://, ... exercised through Hadoop's FileSystem with file: URIs
+    from sparkgd.core import persistence
+    from sparkgd.engine import fs
+
+    uri = (tmp_path / "remote" / "model").as_uri()
+    arrays = {"weights": np.array([1.5, -2.0])}
+    fs.publish(sc, lambda local: persistence.write_model(local, {"class": "X"}, arrays), uri, overwrite=False)
+    with fs.fetched(sc, uri) as local:
+        assert persistence.read_model(local, "X")[1]["weights"].tolist() == [1.5, -2.0]
+    with pytest.raises(FileExistsError, match="already exists"):
+        fs.publish(sc, lambda local: persistence.write_model(local, {"class": "X"}, arrays), uri, overwrite=False)
+    arrays = {"weights": np.array([3.0])}
+    fs.publish(sc, lambda local: persistence.write_model(local, {"class": "X"}, arrays), uri, overwrite=True)
+    with fs.fetched(sc, uri) as local:
+        assert persistence.read_model(local, "X")[1]["weights"].tolist() == [3.0]
+    assert sorted(p.name for p in (tmp_path / "remote").iterdir()) == ["model"]  # no temporary sibling left

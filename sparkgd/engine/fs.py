@@ -1,0 +1,69 @@
+"""Model directories on any filesystem Spark reads (``hdfs://``, ``s3a://``, ``abfss://``, ``gs://``).
+
+A local path or ``file:`` URI is written in place by :mod:`sparkgd.core.persistence`. For any
+other URI the directory is written locally first, copied next to the destination as a hidden
+temporary sibling through Spark's Hadoop ``FileSystem`` (with the application's Hadoop
+configuration and credentials), then renamed into place: atomic where the filesystem's rename is
+(HDFS, ABFS with hierarchical namespace), a copy on object stores such as S3 (``s3a://``) and GCS,
+where a reader may see a partly renamed directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Callable, Iterator
+
+from pyspark import SparkContext
+
+from sparkgd.engine import _spark
+
+
+def is_local(path: str) -> bool:
+    """A plain path or a ``file:`` URI."""
+    return "://" not in path or path.startswith("file:")
+
+
+def _context(sc: SparkContext | None) -> SparkContext:
+    sc = sc or SparkContext._active_spark_context
+    if sc is None:
+        raise ValueError("a model path with a URI scheme other than file: needs an active SparkContext")
+    return sc
+
+
+def publish(sc: SparkContext | None, write: Callable[[Path], None], path: str, overwrite: bool) -> None:
+    """Write a directory with ``write(local_dir)`` and move it to ``path`` through Hadoop's FileSystem."""
+    sc = _context(sc)
+    fs, target = _spark.hadoop_path(sc, path)
+    if fs.exists(target):
+        empty = fs.getFileStatus(target).isDirectory() and len(fs.listStatus(target)) == 0
+        if not empty and not overwrite:
+            raise FileExistsError(f"model path {path!r} already exists; use overwrite=True to replace it")
+    parent = target.getParent()
+    tmp = sc._jvm.org.apache.hadoop.fs.Path(parent, f".{target.getName()}.tmp-{uuid.uuid4().hex}")
+    with tempfile.TemporaryDirectory(prefix="sparkgd-model-") as local:
+        write(Path(local) / "model")
+        fs.mkdirs(parent)
+        fs.copyFromLocalFile(False, True, sc._jvm.org.apache.hadoop.fs.Path(str(Path(local) / "model")), tmp)
+    try:
+        if fs.exists(target):
+            fs.delete(target, True)
+        if not fs.rename(tmp, target):
+            raise OSError(f"could not rename {tmp.toString()} to {path}")
+    finally:
+        if fs.exists(tmp):
+            fs.delete(tmp, True)
+
+
+@contextlib.contextmanager
+def fetched(sc: SparkContext | None, path: str) -> Iterator[Path]:
+    """A local copy of the directory at ``path``, removed on exit."""
+    sc = _context(sc)
+    fs, source = _spark.hadoop_path(sc, path)
+    if not fs.exists(source):
+        raise FileNotFoundError(f"no model at {path!r}")
+    with tempfile.TemporaryDirectory(prefix="sparkgd-model-") as local:
+        fs.copyToLocalFile(False, source, sc._jvm.org.apache.hadoop.fs.Path(str(Path(local) / "model")), True)
+        yield Path(local) / "model"

@@ -57,6 +57,25 @@ def publish(sc: SparkContext | None, write: Callable[[Path], None], path: str, o
             fs.delete(tmp, True)
 
 
+def publish_uri(sc: SparkContext | None, write: Callable[[str], None], path: str, overwrite: bool) -> None:
+    """Write a directory with ``write(uri)`` (e.g. Spark's own writers) into a hidden sibling of ``path``,
+    then rename it into place through Hadoop's FileSystem."""
+    sc = _context(sc)
+    fs, target = _spark.hadoop_path(sc, path)
+    if fs.exists(target) and not overwrite:
+        raise FileExistsError(f"path {path!r} already exists; use write().overwrite().save(path)")
+    tmp = sc._jvm.org.apache.hadoop.fs.Path(target.getParent(), f".{target.getName()}.tmp-{uuid.uuid4().hex}")
+    try:
+        write(tmp.toString())
+        if fs.exists(target):
+            fs.delete(target, True)
+        if not fs.rename(tmp, target):
+            raise OSError(f"could not rename {tmp.toString()} to {path}")
+    finally:
+        if fs.exists(tmp):
+            fs.delete(tmp, True)
+
+
 @contextlib.contextmanager
 def fetched(sc: SparkContext | None, path: str) -> Iterator[Path]:
     """A local copy of the directory at ``path``, removed on exit."""

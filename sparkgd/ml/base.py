@@ -218,8 +218,10 @@ class _SGDModelWriter(MLWriter):
 
     def save(self, path: str) -> None:
         local = _local(path)
-        if local is None:
-            return super().save(path)
+        if local is None:  # hdfs://, s3a://, ...: Spark writes a hidden sibling, Hadoop renames it into place
+            from sparkgd.engine import fs
+
+            return fs.publish_uri(self.sparkSession.sparkContext, self.saveImpl, path, self.shouldOverwrite)
         if os.path.exists(local) and not self.shouldOverwrite:
             raise FileExistsError(f"path {path!r} already exists; use write().overwrite().save(path)")
         parent = os.path.dirname(os.path.abspath(local))

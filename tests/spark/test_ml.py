@@ -271,3 +271,19 @@ def test_models_save_and_load_through_file_uris_alone_and_in_a_pipeline(spark, t
     pipe.save(uri)
     loaded = PipelineModel.load(uri)
     assert loaded.stages[-1].coefficients == pipe.stages[-1].coefficients
+
+
+def test_a_model_written_through_hadoop_lands_by_rename(spark, tmp_path):
+    # what save does for hdfs://, s3a://, ... exercised through Hadoop's FileSystem with a file: URI
+    from sparkgd.engine import fs
+
+    x, y = make_problem("classification")
+    df, _ = frame(spark, x, y)
+    model = SGDLogisticRegression(maxIter=3).fit(df)
+    uri = (tmp_path / "hadoop" / "lr").as_uri()
+    fs.publish_uri(spark.sparkContext, model.write().saveImpl, uri, overwrite=False)
+    assert SGDLogisticRegressionModel.load(uri).coefficients == model.coefficients
+    with pytest.raises(FileExistsError):
+        fs.publish_uri(spark.sparkContext, model.write().saveImpl, uri, overwrite=False)
+    fs.publish_uri(spark.sparkContext, model.write().saveImpl, uri, overwrite=True)
+    assert sorted(p.name for p in (tmp_path / "hadoop").iterdir()) == ["lr"]  # no temporary sibling left

@@ -6,7 +6,7 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
-.PHONY: setup run test lint bench dist clean check-java
+.PHONY: setup run test test-oldest lint bench dist clean check-java
 
 check-java:
 	@command -v java >/dev/null 2>&1 || { echo "error: Java 17+ is required by Spark and java is not on PATH; install it (Debian: apt-get install openjdk-17-jre-headless) or set JAVA_HOME"; exit 1; }
@@ -20,6 +20,18 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 setup: $(VENV)/.installed
+
+# The oldest supported pyspark, for the MLlib parity tests (CI runs them there too).
+OLDEST := .venv-oldest
+$(OLDEST)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(OLDEST)
+	$(OLDEST)/bin/python -m pip install -q --upgrade pip
+	$(OLDEST)/bin/python -m pip install -q 'pyspark>=3.5,<3.6' -e '.[dev]'
+	touch $@
+
+test-oldest: $(OLDEST)/.installed check-java
+	PYSPARK_PYTHON=$(abspath $(OLDEST)/bin/python) PYSPARK_DRIVER_PYTHON=$(abspath $(OLDEST)/bin/python) \
+		$(OLDEST)/bin/python -m pytest -q -p no:cacheprovider tests/spark/test_mllib_parity.py
 
 run: setup check-java
 	$(VENV)/bin/spark-submit --master 'local[2]' --properties-file conf/spark-defaults.conf \

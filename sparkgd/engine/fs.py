@@ -14,7 +14,7 @@ import contextlib
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from pyspark import SparkContext
 
@@ -33,6 +33,11 @@ def _context(sc: SparkContext | None) -> SparkContext:
     return sc
 
 
+def _sibling(sc: SparkContext, target: Any) -> Any:
+    """A hidden temporary Hadoop path next to ``target``."""
+    return _spark.hadoop_path(sc, f"{target.getParent().toString()}/.{target.getName()}.tmp-{uuid.uuid4().hex}")[1]
+
+
 def publish(sc: SparkContext | None, write: Callable[[Path], None], path: str, overwrite: bool) -> None:
     """Write a directory with ``write(local_dir)`` and move it to ``path`` through Hadoop's FileSystem."""
     sc = _context(sc)
@@ -42,11 +47,11 @@ def publish(sc: SparkContext | None, write: Callable[[Path], None], path: str, o
         if not empty and not overwrite:
             raise FileExistsError(f"model path {path!r} already exists; use overwrite=True to replace it")
     parent = target.getParent()
-    tmp = sc._jvm.org.apache.hadoop.fs.Path(parent, f".{target.getName()}.tmp-{uuid.uuid4().hex}")
+    tmp = _sibling(sc, target)
     with tempfile.TemporaryDirectory(prefix="sparkgd-model-") as local:
         write(Path(local) / "model")
         fs.mkdirs(parent)
-        fs.copyFromLocalFile(False, True, sc._jvm.org.apache.hadoop.fs.Path(str(Path(local) / "model")), tmp)
+        fs.copyFromLocalFile(False, True, _spark.hadoop_path(sc, str(Path(local) / "model"))[1], tmp)
     try:
         if fs.exists(target):
             fs.delete(target, True)
@@ -64,7 +69,7 @@ def publish_uri(sc: SparkContext | None, write: Callable[[str], None], path: str
     fs, target = _spark.hadoop_path(sc, path)
     if fs.exists(target) and not overwrite:
         raise FileExistsError(f"path {path!r} already exists; use write().overwrite().save(path)")
-    tmp = sc._jvm.org.apache.hadoop.fs.Path(target.getParent(), f".{target.getName()}.tmp-{uuid.uuid4().hex}")
+    tmp = _sibling(sc, target)
     try:
         write(tmp.toString())
         if fs.exists(target):
@@ -84,5 +89,5 @@ def fetched(sc: SparkContext | None, path: str) -> Iterator[Path]:
     if not fs.exists(source):
         raise FileNotFoundError(f"no model at {path!r}")
     with tempfile.TemporaryDirectory(prefix="sparkgd-model-") as local:
-        fs.copyToLocalFile(False, source, sc._jvm.org.apache.hadoop.fs.Path(str(Path(local) / "model")), True)
+        fs.copyToLocalFile(False, source, _spark.hadoop_path(sc, str(Path(local) / "model"))[1], True)
         yield Path(local) / "model"

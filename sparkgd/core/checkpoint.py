@@ -31,13 +31,41 @@ def fingerprint(**settings: Any) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-class Checkpointer:
-    """A loop callback that saves the state every ``interval`` iterations, keeping the newest ``keep``."""
+class LocalDirs:
+    """Checkpoint directories on the local filesystem (a path or a ``file:`` URI)."""
 
-    def __init__(self, directory: str, interval: int, fingerprint: str, keep: int = 2) -> None:
+    def root(self, directory: str) -> str:
+        return str(persistence.local_path(directory))
+
+    def join(self, directory: str, name: str) -> str:
+        return os.path.join(directory, name)
+
+    def names(self, directory: str) -> list[str]:
+        return os.listdir(directory) if os.path.isdir(directory) else []
+
+    def write(self, path: str, meta: dict, arrays: dict) -> None:
+        persistence.write_model(path, meta, arrays, overwrite=True)
+
+    def read(self, path: str) -> tuple[dict, dict]:
+        return persistence.read_model(path, "SGDState")
+
+    def remove(self, path: str) -> None:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class Checkpointer:
+    """A loop callback that saves the state every ``interval`` iterations, keeping the newest ``keep``.
+
+    ``dirs`` says where checkpoint directories live (:class:`LocalDirs` by default;
+    :class:`sparkgd.engine.fs.HadoopDirs` for ``hdfs://``, ``s3a://``, ...).
+    """
+
+    def __init__(self, directory: str, interval: int, fingerprint: str, keep: int = 2,
+                 dirs: Any = None) -> None:
         if interval < 1:
             raise ValueError(f"checkpointInterval must be >= 1, got {interval!r}")
-        self.directory = str(persistence.local_path(directory))
+        self.dirs = dirs or LocalDirs()
+        self.directory = self.dirs.root(directory)
         self.interval, self.fingerprint, self.keep = interval, fingerprint, keep
 
     def __call__(self, state: SGDState, final: bool = False) -> None:
@@ -49,32 +77,30 @@ class Checkpointer:
         arrays = {"weights": state.weights, "lossHistory": np.asarray(state.loss_history, dtype=np.float64)}
         if state.previous_weights is not None:
             arrays["previousWeights"] = state.previous_weights
-        path = os.path.join(self.directory, f"ckpt-{state.iteration:08d}")
-        persistence.write_model(path, meta, arrays, overwrite=True)
-        for old in sorted(_checkpoints(self.directory))[:-self.keep]:
-            shutil.rmtree(os.path.join(self.directory, f"ckpt-{old:08d}"), ignore_errors=True)
+        self.dirs.write(self.dirs.join(self.directory, f"ckpt-{state.iteration:08d}"), meta, arrays)
+        for old in sorted(_checkpoints(self.dirs, self.directory))[:-self.keep]:
+            self.dirs.remove(self.dirs.join(self.directory, f"ckpt-{old:08d}"))
 
 
-def _checkpoints(directory: str) -> list[int]:
-    if not os.path.isdir(directory):
-        return []
-    return [int(m.group(1)) for n in os.listdir(directory) if (m := _NAME.match(n))]
+def _checkpoints(dirs: Any, directory: str) -> list[int]:
+    return [int(m.group(1)) for n in dirs.names(directory) if (m := _NAME.match(n))]
 
 
-def latest(directory: str, fingerprint: str) -> SGDState | None:
+def latest(directory: str, fingerprint: str, dirs: Any = None) -> SGDState | None:
     """The newest checkpoint of this run under ``directory``, or ``None``.
 
-    Raises ``ValueError`` when the newest checkpoint belongs to a run with other settings.
+    Raises ``CheckpointMismatchError`` when the newest checkpoint belongs to a run with other settings.
     """
-    directory = str(persistence.local_path(directory))
-    found = sorted(_checkpoints(directory))
+    dirs = dirs or LocalDirs()
+    directory = dirs.root(directory)
+    found = sorted(_checkpoints(dirs, directory))
     if not found:
         return None
-    path = os.path.join(directory, f"ckpt-{found[-1]:08d}")
-    meta, arrays = persistence.read_model(path, "SGDState")
+    path = dirs.join(directory, f"ckpt-{found[-1]:08d}")
+    meta, arrays = dirs.read(path)
     if meta.get("fingerprint") != fingerprint:
         raise CheckpointMismatchError(f"checkpoint {path} was written by a run with other settings; "
-                         "use another checkpoint directory or the same settings")
+                                      "use another checkpoint directory or the same settings")
     return SGDState(iteration=int(meta["iteration"]), weights=arrays["weights"], reg_val=float(meta["regVal"]),
                     loss_history=arrays["lossHistory"].tolist(),
                     previous_weights=arrays.get("previousWeights") if meta.get("hasPrevious") else None,

@@ -91,3 +91,35 @@ def fetched(sc: SparkContext | None, path: str) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="sparkgd-model-") as local:
         fs.copyToLocalFile(False, source, _spark.hadoop_path(sc, str(Path(local) / "model"))[1], True)
         yield Path(local) / "model"
+
+
+class HadoopDirs:
+    """Checkpoint directories under a Hadoop URI (see :class:`sparkgd.core.checkpoint.LocalDirs`)."""
+
+    def __init__(self, sc: SparkContext | None) -> None:
+        self.sc = _context(sc)
+
+    def root(self, directory: str) -> str:
+        return directory.rstrip("/")
+
+    def join(self, directory: str, name: str) -> str:
+        return f"{directory}/{name}"
+
+    def names(self, directory: str) -> list[str]:
+        fs, path = _spark.hadoop_path(self.sc, directory)
+        return [st.getPath().getName() for st in fs.listStatus(path)] if fs.exists(path) else []
+
+    def write(self, path: str, meta: dict, arrays: dict) -> None:
+        from sparkgd.core import persistence
+
+        publish(self.sc, lambda local: persistence.write_model(local, meta, arrays), path, overwrite=True)
+
+    def read(self, path: str) -> tuple[dict, dict]:
+        from sparkgd.core import persistence
+
+        with fetched(self.sc, path) as local:
+            return persistence.read_model(local, "SGDState")
+
+    def remove(self, path: str) -> None:
+        fs, hpath = _spark.hadoop_path(self.sc, path)
+        fs.delete(hpath, True)

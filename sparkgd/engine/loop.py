@@ -31,6 +31,7 @@ from sparkgd.core.gradients import Gradient
 from sparkgd.core.schedules import StepSize, as_schedule
 from sparkgd.core.state import SGDResult, SGDState, as_weights, check_params
 from sparkgd.core.updaters import Updater
+from sparkgd.engine import fs
 from sparkgd.engine.aggregation import IterationSums
 from sparkgd.engine.blocks import BlockedData
 from sparkgd.engine.reuse import blocks_for
@@ -61,9 +62,10 @@ def descend(blocks: BlockedData, gradient: Gradient, updater: Updater, initial_w
             reg=reg_param, fraction=mini_batch_fraction, tol=convergence_tol, seed=seed,
             w0=np.asarray(initial_weights, dtype=np.float64).tolist(), intercept=fit_intercept,
             scale=None if scale is None else np.asarray(scale).tolist(), rows=blocks.count)
-        checkpointer = checkpoint.Checkpointer(checkpoint_dir, checkpoint_interval, fp)
+        dirs = None if fs.is_local(checkpoint_dir) else fs.HadoopDirs(blocks.rdd.context)
+        checkpointer = checkpoint.Checkpointer(checkpoint_dir, checkpoint_interval, fp, dirs=dirs)
         if resume and state is None:
-            state = checkpoint.latest(checkpoint_dir, fp)
+            state = checkpoint.latest(checkpoint_dir, fp, dirs=dirs)
             if state is not None:
                 log.info("resuming from the checkpoint of iteration %d", state.iteration)
     schedule = as_schedule(step_size)

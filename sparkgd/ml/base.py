@@ -256,7 +256,7 @@ def _local(path: str) -> str | None:
 
     if "://" in path and not path.startswith("file:"):
         return None
-    return str(local_path(path))
+    return os.path.abspath(local_path(path))  # relative to this process's directory, for Spark's readers too
 
 
 class _SGDModelReader(MLReader):

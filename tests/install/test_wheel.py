@@ -63,3 +63,16 @@ def test_without_extras_the_job_writes_the_model_and_metrics(fresh):
     assert not (out / "loss.png").exists()
     warnings = [line for line in run.stderr.splitlines() if "loss.png not written" in line]
     assert len(warnings) == 1 and "sparkgd[job]" in warnings[0]
+
+
+def test_with_the_ml_extra_the_dataframe_api_imports(fresh):
+    _, python, tmp = fresh
+    site = pathlib.Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                       check=True, capture_output=True, text=True).stdout.strip())
+    ours = pathlib.Path(sysconfig.get_paths()["purelib"])
+    for entry in ours.iterdir():  # what `pip install 'sparkgd[ml]'` adds: pyarrow
+        if entry.name.split("-")[0].split(".")[0].lower() == "pyarrow" and not (site / entry.name).exists():
+            (site / entry.name).symlink_to(entry)
+    code = "from sparkgd.ml import SGDLogisticRegression; print(SGDLogisticRegression)"
+    run = subprocess.run([str(python), "-c", code], cwd=tmp, capture_output=True, text=True)
+    assert run.returncode == 0 and "SGDLogisticRegression" in run.stdout, run.stderr[-2000:]

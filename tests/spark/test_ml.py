@@ -287,3 +287,16 @@ def test_a_model_written_through_hadoop_lands_by_rename(spark, tmp_path):
         fs.publish_uri(spark.sparkContext, model.write().saveImpl, uri, overwrite=False)
     fs.publish_uri(spark.sparkContext, model.write().saveImpl, uri, overwrite=True)
     assert sorted(p.name for p in (tmp_path / "hadoop").iterdir()) == ["lr"]  # no temporary sibling left
+
+
+def test_relative_paths_save_and_load_alone_and_in_a_pipeline(spark, tmp_path):
+    x, y = make_problem("classification")
+    raw = spark.createDataFrame([(float(v[0]), float(v[1]), float(t)) for v, t in zip(x, y)], ["a", "b", "label"])
+    pipe = Pipeline(stages=[VectorAssembler(inputCols=["a", "b"], outputCol="features"),
+                            SGDLogisticRegression(maxIter=3)]).fit(raw)
+    rel = os.path.relpath(tmp_path / "rel")
+    assert not os.path.isabs(rel)
+    pipe.save(os.path.join(rel, "pipe"))
+    pipe.stages[-1].save(os.path.join(rel, "lr"))
+    assert PipelineModel.load(os.path.join(rel, "pipe")).stages[-1].coefficients == pipe.stages[-1].coefficients
+    assert SGDLogisticRegressionModel.load(os.path.join(rel, "lr")).coefficients == pipe.stages[-1].coefficients

@@ -168,3 +168,19 @@ def test_dataframe_model_load_refuses_foreign_and_missing_directories(spark, tmp
         SGDLinearRegressionModel.load(str(tmp_path / "rdd-model"))
     with pytest.raises(ModelFormatError, match="not a readable sparkgd model"):
         SGDLinearRegressionModel.load(str(tmp_path / "nothing-here"))
+
+
+def test_checkpoints_through_hadoop_filesystems_resume_to_the_same_model(rdd, tmp_path, monkeypatch):
+    # what checkpointDir=hdfs://... does, exercised through Hadoop's FileSystem with file: URIs
+    from sparkgd.engine import fs
+
+    monkeypatch.setattr(fs, "is_local", lambda path: not path.startswith("file:"))
+    kw = dict(step=0.5, miniBatchFraction=0.4, convergenceTol=0.0)
+    whole = sgd.LogisticRegressionWithSGD.train(rdd, iterations=10, **kw)
+    uri = (tmp_path / "ckpt").as_uri()
+    sgd.LogisticRegressionWithSGD.train(rdd, iterations=7, checkpointDir=uri, checkpointInterval=3, **kw)
+    assert sorted(os.listdir(tmp_path / "ckpt")) == ["ckpt-00000006", "ckpt-00000007"]  # renamed in, old removed
+    with iterations_run() as ran:
+        resumed = sgd.LogisticRegressionWithSGD.train(rdd, iterations=10, checkpointDir=uri, resume=True, **kw)
+    assert ran == [8, 9, 10]
+    np.testing.assert_array_equal(resumed.weights.toArray(), whole.weights.toArray())

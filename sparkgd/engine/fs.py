@@ -39,37 +39,34 @@ def _sibling(sc: SparkContext, target: Any) -> Any:
 
 
 def publish(sc: SparkContext | None, write: Callable[[Path], None], path: str, overwrite: bool) -> None:
-    """Write a directory with ``write(local_dir)`` and move it to ``path`` through Hadoop's FileSystem."""
+    """Write a directory with ``write(local_dir)`` and move it to ``path`` through Hadoop's FileSystem.
+
+    An existing empty directory at ``path`` is replaced, as MLlib's ``save`` writes into one.
+    """
     sc = _context(sc)
-    fs, target = _spark.hadoop_path(sc, path)
-    if fs.exists(target):
-        empty = fs.getFileStatus(target).isDirectory() and len(fs.listStatus(target)) == 0
-        if not empty and not overwrite:
-            raise FileExistsError(f"model path {path!r} already exists; use overwrite=True to replace it")
-    parent = target.getParent()
-    tmp = _sibling(sc, target)
-    with tempfile.TemporaryDirectory(prefix="sparkgd-model-") as local:
-        write(Path(local) / "model")
-        fs.mkdirs(parent)
-        fs.copyFromLocalFile(False, True, _spark.hadoop_path(sc, str(Path(local) / "model"))[1], tmp)
-    try:
-        if fs.exists(target):
-            fs.delete(target, True)
-        if not fs.rename(tmp, target):
-            raise OSError(f"could not rename {tmp.toString()} to {path}")
-    finally:
-        if fs.exists(tmp):
-            fs.delete(tmp, True)
+    fs = _spark.hadoop_path(sc, path)[0]
+
+    def copy(tmp: str) -> None:
+        with tempfile.TemporaryDirectory(prefix="sparkgd-model-") as local:
+            write(Path(local) / "model")
+            fs.copyFromLocalFile(False, True, _spark.hadoop_path(sc, str(Path(local) / "model"))[1],
+                                 _spark.hadoop_path(sc, tmp)[1])
+
+    publish_uri(sc, copy, path, overwrite, empty_ok=True, hint="use overwrite=True to replace it")
 
 
-def publish_uri(sc: SparkContext | None, write: Callable[[str], None], path: str, overwrite: bool) -> None:
+def publish_uri(sc: SparkContext | None, write: Callable[[str], None], path: str, overwrite: bool,
+                empty_ok: bool = False, hint: str = "use write().overwrite().save(path)") -> None:
     """Write a directory with ``write(uri)`` (e.g. Spark's own writers) into a hidden sibling of ``path``,
     then rename it into place through Hadoop's FileSystem."""
     sc = _context(sc)
     fs, target = _spark.hadoop_path(sc, path)
     if fs.exists(target) and not overwrite:
-        raise FileExistsError(f"path {path!r} already exists; use write().overwrite().save(path)")
+        empty = empty_ok and fs.getFileStatus(target).isDirectory() and len(fs.listStatus(target)) == 0
+        if not empty:
+            raise FileExistsError(f"path {path!r} already exists; {hint}")
     tmp = _sibling(sc, target)
+    fs.mkdirs(target.getParent())
     try:
         write(tmp.toString())
         if fs.exists(target):

@@ -40,7 +40,7 @@ import socket
 import threading
 import time
 import uuid
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 from pyspark import RDD, SparkContext
@@ -163,25 +163,34 @@ def _serve(task: int, rows: Any, *, driver: tuple[str, int], secret: bytes, kw: 
             send(root, PIECES, encode_pieces(_fold(blocks, tree, weights, seed, kw)))
 
 
+def _admit(conn: socket.socket, peer: Any, secret: bytes, indices: range, taken: Iterable[int], who: str
+           ) -> int | None:
+    """The task index ``conn`` proves with the secret, or ``None`` (logged, closed) for a wrong secret,
+    an index outside ``indices`` or one already ``taken``."""
+    conn.settimeout(10.0)
+    try:
+        index, _ = accept_handshake(conn, secret)
+    except (ChannelError, OSError) as e:
+        log.warning("%s: refused a connection from %s: %s", who, peer, e)
+        conn.close()
+        return None
+    if index not in indices or index in taken:
+        log.warning("%s: refused a second connection for task %d from %s", who, index, peer)
+        conn.close()
+        return None
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return index
+
+
 def _accept_children(server: socket.socket, secret: bytes, count: int) -> list[socket.socket]:
     server.settimeout(60.0)
     conns: dict[int, socket.socket] = {}
     while len(conns) < count:
         conn, peer = server.accept()
-        conn.settimeout(10.0)
-        try:
-            index, _ = accept_handshake(conn, secret)
-        except (ChannelError, OSError) as e:
-            log.warning("sparkgd resident root: refused a connection from %s: %s", peer, e)
-            conn.close()
-            continue
-        if not 1 <= index <= count or index in conns:
-            log.warning("sparkgd resident root: refused a second connection for task %d from %s", index, peer)
-            conn.close()
-            continue
-        conn.settimeout(None)
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conns[index] = conn
+        index = _admit(conn, peer, secret, range(1, count + 1), conns, "sparkgd resident root")
+        if index is not None:
+            conn.settimeout(None)
+            conns[index] = conn
     return [conns[i] for i in sorted(conns)]
 
 
@@ -307,19 +316,9 @@ class ResidentTasks:
                     conn, peer = self._server.accept()
                 except TimeoutError:
                     continue
-                conn.settimeout(10.0)
-                try:
-                    index, _ = accept_handshake(conn, secret)
-                except (ChannelError, OSError) as e:
-                    log.warning("resident tasks: refused a connection from %s: %s", peer, e)
-                    conn.close()
-                    continue
-                if not 0 <= index < num_tasks or index in conns:
-                    log.warning("resident tasks: refused a second connection for task %d from %s", index, peer)
-                    conn.close()
-                    continue
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                conns[index] = conn
+                index = _admit(conn, peer, secret, range(num_tasks), conns, "resident tasks")
+                if index is not None:
+                    conns[index] = conn
             _, address = recv(conns[0], (ADDRESS,), 1024)
             decode_address(address)
             for i in range(1, num_tasks):

@@ -393,6 +393,7 @@ class ResidentTasks:
         """
         if hasattr(self, "_stopped"):
             self._stopped.set()
+            self._watcher.join(timeout=5.0)  # not left running into interpreter shutdown
         with self._lock:
             self._close_root()
         if not cancel:

@@ -14,6 +14,7 @@ sum)``; :func:`comb` adds two accumulators, ``None`` being the empty one.
 
 from __future__ import annotations
 
+import functools
 import numbers
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -224,15 +225,45 @@ def _moments(block: Block) -> tuple[float, float, np.ndarray, np.ndarray] | None
 
 
 def block_sums(block: Block, weights: np.ndarray, gradient: Gradient, fraction: float, seed: int,
-               fit_intercept: bool = False, scale: np.ndarray | None = None
-               ) -> tuple[np.ndarray, float, int, float] | None:
+               fit_intercept: bool = False, scale: np.ndarray | None = None,
+               validation: tuple[float, int] | None = None) -> tuple[np.ndarray, float, int, float] | None:
     """Gradient sum, loss sum, rows and weight sum over the sampled rows of a block.
 
     ``fit_intercept`` treats ``weights[-1]`` as the weight of a constant 1.0 feature appended
     to every row; ``scale`` multiplies feature ``j`` by ``scale[j]`` (standardization) without
     copying the data. Returns ``None`` when no row is sampled.
+
+    With ``validation = (fraction, seed)`` the rows :func:`held_out` picks are never sampled;
+    ``weights`` ends with two unused slots, and the gradient sum ends with the loss sum and the
+    weight sum over the held-out rows instead (so every path that moves sums moves these too).
     """
-    pos = sample_positions(block.num_rows, fraction, partition_seed(seed, block.partition))
+    if validation is None:
+        return _fold(block, sample_positions(block.num_rows, fraction, partition_seed(seed, block.partition)),
+                     weights, gradient, fit_intercept, scale)
+    weights = weights[:-2]
+    held = held_out(block.partition, block.num_rows, *validation)
+    pos = np.arange(block.num_rows)[sample_positions(block.num_rows, fraction, partition_seed(seed, block.partition))]
+    train = _fold(block, pos[~held[pos]], weights, gradient, fit_intercept, scale)
+    val = _fold(block, np.flatnonzero(held), weights, gradient, fit_intercept, scale)
+    if train is None and val is None:
+        return None
+    g, loss, rows, wsum = train or (np.zeros(len(weights)), 0.0, 0, 0.0)
+    val_loss, val_wsum = (val[1], val[3]) if val else (0.0, 0.0)
+    return np.append(g, [val_loss, val_wsum]), loss, rows, wsum
+
+
+@functools.lru_cache(maxsize=64)
+def held_out(partition: int, num_rows: int, fraction: float, seed: int) -> np.ndarray:
+    """The rows of a partition kept out of training for validation: each with probability ``fraction``,
+    drawn from ``(seed, partition)`` alone, so every iteration and every run holds out the same rows."""
+    u = np.random.Generator(np.random.PCG64([seed % 2**64, partition])).random(num_rows)
+    mask = u < fraction
+    mask.setflags(write=False)
+    return mask
+
+
+def _fold(block: Block, pos: np.ndarray | slice, weights: np.ndarray, gradient: Gradient, fit_intercept: bool,
+          scale: np.ndarray | None) -> tuple[np.ndarray, float, int, float] | None:
     y = block.labels[pos]
     if len(y) == 0:
         return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -73,10 +74,16 @@ class Checkpointer:
             return
         meta = {"class": "SGDState", "iteration": state.iteration, "regVal": state.reg_val,
                 "converged": state.converged, "rowsSampled": state.rows_sampled, "fingerprint": self.fingerprint,
-                "hasPrevious": state.previous_weights is not None}
-        arrays = {"weights": state.weights, "lossHistory": np.asarray(state.loss_history, dtype=np.float64)}
+                "hasPrevious": state.previous_weights is not None, "optimizerState": sorted(state.optimizer_state),
+                "averageCount": state.average_count, "noImprovement": state.no_improvement,
+                "bestValidation": state.best_validation if math.isfinite(state.best_validation) else None}
+        arrays = {"weights": state.weights, "lossHistory": np.asarray(state.loss_history, dtype=np.float64),
+                  "validationHistory": np.asarray(state.validation_history, dtype=np.float64)}
         if state.previous_weights is not None:
             arrays["previousWeights"] = state.previous_weights
+        if state.average is not None:
+            arrays["average"] = state.average
+        arrays.update({f"optimizer.{k}": v for k, v in state.optimizer_state.items()})
         self.dirs.write(self.dirs.join(self.directory, f"ckpt-{state.iteration:08d}"), meta, arrays)
         for old in sorted(_checkpoints(self.dirs, self.directory))[:-self.keep]:
             self.dirs.remove(self.dirs.join(self.directory, f"ckpt-{old:08d}"))
@@ -104,4 +111,9 @@ def latest(directory: str, fingerprint: str, dirs: Any = None) -> SGDState | Non
     return SGDState(iteration=int(meta["iteration"]), weights=arrays["weights"], reg_val=float(meta["regVal"]),
                     loss_history=arrays["lossHistory"].tolist(),
                     previous_weights=arrays.get("previousWeights") if meta.get("hasPrevious") else None,
-                    converged=bool(meta["converged"]), rows_sampled=int(meta.get("rowsSampled", 0)))
+                    converged=bool(meta["converged"]), rows_sampled=int(meta.get("rowsSampled", 0)),
+                    optimizer_state={k: arrays[f"optimizer.{k}"] for k in meta.get("optimizerState", [])},
+                    average=arrays.get("average"), average_count=int(meta.get("averageCount", 0)),
+                    validation_history=arrays.get("validationHistory", np.zeros(0)).tolist(),
+                    best_validation=math.inf if meta.get("bestValidation") is None else float(meta["bestValidation"]),
+                    no_improvement=int(meta.get("noImprovement", 0)))

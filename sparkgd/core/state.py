@@ -15,6 +15,7 @@ class SGDResult(NamedTuple):
     weights: np.ndarray
     loss_history: list[float]
     num_iterations: int
+    validation_history: list[float] = []  # noqa: RUF012 - a NamedTuple default, never mutated
 
 
 @dataclass
@@ -28,6 +29,12 @@ class SGDState:
     previous_weights: np.ndarray | None = None
     converged: bool = False
     rows_sampled: int = 0
+    optimizer_state: dict[str, np.ndarray] = field(default_factory=dict)
+    average: np.ndarray | None = None  # the running average of the iterates (averaged SGD)
+    average_count: int = 0
+    validation_history: list[float] = field(default_factory=list)  # held-out loss at w_{t-1}, per iteration
+    best_validation: float = math.inf
+    no_improvement: int = 0  # iterations in a row without a held-out loss below best_validation - tol
 
 
 def check_params(num_iterations: int, step_size: Any, reg_param: float, mini_batch_fraction: float,
@@ -50,6 +57,27 @@ def check_params(num_iterations: int, step_size: Any, reg_param: float, mini_bat
     if isinstance(aggregation_depth, bool) or not isinstance(aggregation_depth, (int, np.integer)) \
             or aggregation_depth < 1:
         raise bad("aggregationDepth", "aggregation_depth", "an integer >= 1", aggregation_depth)
+
+
+def check_loop_params(line_search: bool, mini_batch_fraction: float, average_from: int,
+                      validation_fraction: float, n_iter_no_change: int, names: dict[str, str] | None = None) -> None:
+    """The checks of :func:`check_params` for the optimizer, averaging and early-stopping settings."""
+    n = names or {}
+    if line_search and mini_batch_fraction != 1.0:
+        raise ValueError(f"optimizer 'lbfgs' needs full batches: {n.get('miniBatchFraction', 'mini_batch_fraction')} "
+                         f"must be 1.0, got {mini_batch_fraction!r}")
+    avg = n.get("averageFrom", "average_from")
+    if isinstance(average_from, bool) or not isinstance(average_from, (int, np.integer)) or average_from < 0:
+        raise ValueError(f"{avg} must be an integer >= 0, got {average_from!r}")
+    if line_search and average_from:
+        raise ValueError(f"{avg} (averaging the iterates) does not apply to optimizer 'lbfgs'; use 0")
+    if not (is_number(validation_fraction) and 0 <= validation_fraction < 1):
+        raise ValueError(f"{n.get('validationFraction', 'validation_fraction')} must be in [0, 1), "
+                         f"got {validation_fraction!r}")
+    if isinstance(n_iter_no_change, bool) or not isinstance(n_iter_no_change, (int, np.integer)) \
+            or n_iter_no_change < 1:
+        raise ValueError(f"{n.get('nIterNoChange', 'n_iter_no_change')} must be an integer >= 1, "
+                         f"got {n_iter_no_change!r}")
 
 
 def is_number(x: Any) -> bool:

@@ -26,6 +26,10 @@ class Updater:
         """``R(w)``: what ``compute`` reports for a zero step and gradient."""
         return self.compute(weights, np.zeros_like(weights), 0.0, reg_param, penalized)[1]
 
+    def penalties(self, reg_param: float) -> tuple[float, float]:
+        """``(l1, l2)`` of the penalty :math:`l_1\\|w\\|_1 + \\tfrac{l_2}{2}\\|w\\|_2^2` (not SGD's)."""
+        raise NotImplementedError
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -45,6 +49,9 @@ class SimpleUpdater(Updater):
     def compute(self, weights, gradient, step, reg_param, penalized=None):
         return weights - step * gradient, 0.0
 
+    def penalties(self, reg_param):
+        return 0.0, 0.0
+
 
 class SquaredL2Updater(Updater):
     r"""L2 (ridge): :math:`w \leftarrow (1 - \eta\lambda) w - \eta g`, :math:`R = \tfrac{\lambda}{2}\|w\|_2^2`."""
@@ -55,6 +62,9 @@ class SquaredL2Updater(Updater):
         new = weights * factor - step * gradient
         norm = _norm(_masked(new, penalized))
         return new, 0.5 * reg_param * norm * norm
+
+    def penalties(self, reg_param):
+        return 0.0, reg_param
 
 
 def soft_threshold(weights: np.ndarray, shrinkage: float, penalized: np.ndarray | None = None) -> np.ndarray:
@@ -70,6 +80,9 @@ class L1Updater(Updater):
     def compute(self, weights, gradient, step, reg_param, penalized=None):
         new = soft_threshold(weights - step * gradient, reg_param * step, penalized)
         return new, float(np.abs(_masked(new, penalized)).sum()) * reg_param
+
+    def penalties(self, reg_param):
+        return reg_param, 0.0
 
 
 class ElasticNetUpdater(Updater):
@@ -92,6 +105,9 @@ class ElasticNetUpdater(Updater):
         w = _masked(new, penalized)
         norm = _norm(w)
         return new, l1 * float(np.abs(w).sum()) + 0.5 * l2 * norm * norm
+
+    def penalties(self, reg_param):
+        return reg_param * self.alpha, reg_param * (1.0 - self.alpha)
 
     def __repr__(self) -> str:
         return f"ElasticNetUpdater({self.alpha!r})"

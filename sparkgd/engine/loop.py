@@ -17,10 +17,11 @@ with ``eta_t = stepSize / sqrt(t)`` by default. Training stops early once
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import warnings
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 from pyspark import RDD
@@ -28,8 +29,9 @@ from pyspark import RDD
 from sparkgd.core import checkpoint
 from sparkgd.core.errors import SGDDivergenceError
 from sparkgd.core.gradients import Gradient
+from sparkgd.core.optimizers import SGD, Optimizer
 from sparkgd.core.schedules import StepSize, as_schedule
-from sparkgd.core.state import SGDResult, SGDState, as_weights, check_params
+from sparkgd.core.state import SGDResult, SGDState, as_weights, check_loop_params, check_params
 from sparkgd.core.updaters import Updater
 from sparkgd.engine import fs
 from sparkgd.engine.aggregation import IterationSums
@@ -40,14 +42,33 @@ from sparkgd.engine.turns import training_call
 log = logging.getLogger("sparkgd")
 
 
+class Evaluation(NamedTuple):
+    """The sums of one pass at some weights, as means: data ``loss`` and ``gradient`` (``None`` when no
+    row was sampled), the rows and their weight sum, and the held-out mean loss (``None`` when off)."""
+
+    loss: float | None
+    gradient: np.ndarray | None
+    rows: int
+    weight_sum: float
+    validation: float | None
+
+
 def descend(blocks: BlockedData, gradient: Gradient, updater: Updater, initial_weights: np.ndarray, *,
-            step_size: StepSize = 1.0, num_iterations: int = 100, reg_param: float = 0.0,
-            mini_batch_fraction: float = 1.0, convergence_tol: float = 0.001, seed: int = 42,
-            aggregation_depth: int = 2, fit_intercept: bool = False, scale: np.ndarray | None = None,
-            penalized: np.ndarray | None = None, state: SGDState | None = None,
+            optimizer: Optimizer | None = None, step_size: StepSize = 1.0, num_iterations: int = 100,
+            reg_param: float = 0.0, mini_batch_fraction: float = 1.0, convergence_tol: float = 0.001,
+            seed: int = 42, aggregation_depth: int = 2, fit_intercept: bool = False, scale: np.ndarray | None = None,
+            penalized: np.ndarray | None = None, average_from: int = 0, validation_fraction: float = 0.0,
+            n_iter_no_change: int = 5, state: SGDState | None = None,
             callback: Callable[[SGDState], None] | None = None, checkpoint_dir: str | None = None,
             checkpoint_interval: int = 10, resume: bool = False) -> SGDResult:
     """The SGD loop over already blocked data; see the module docstring.
+
+    ``optimizer`` is the update rule (:mod:`sparkgd.core.optimizers`; MLlib's :class:`SGD` by
+    default, or :class:`~sparkgd.core.lbfgs.LBFGS`). ``average_from`` >= 1 returns the running
+    average of the iterates from that iteration on (averaged SGD). ``validation_fraction`` > 0
+    holds that fraction of the rows out of training and stops once their mean loss has not gone
+    below its best minus ``convergence_tol`` for ``n_iter_no_change`` iterations in a row (then
+    the weight-change test is off), returning the weights last measured.
 
     ``state`` resumes from a given :class:`SGDState`; ``callback`` is called with the state
     after every iteration (progress), on the driver; it may run Spark jobs of its own (idle
@@ -55,13 +76,18 @@ def descend(blocks: BlockedData, gradient: Gradient, updater: Updater, initial_w
     ``checkpoint_dir`` the state is saved every ``checkpoint_interval`` iterations, and
     ``resume`` continues from the newest checkpoint there.
     """
+    optimizer = optimizer or SGD()
+    check_loop_params(optimizer.line_search, mini_batch_fraction, average_from, validation_fraction,
+                      n_iter_no_change)
     checkpointer = None
     if checkpoint_dir is not None:
+        extra = {} if isinstance(optimizer, SGD) and not average_from and not validation_fraction else dict(
+            optimizer=repr(optimizer), average_from=average_from, validation=[validation_fraction, n_iter_no_change])
         fp = checkpoint.fingerprint(
             gradient=type(gradient).__name__, updater=repr(updater), step=repr(as_schedule(step_size)),
             reg=reg_param, fraction=mini_batch_fraction, tol=convergence_tol, seed=seed,
             w0=np.asarray(initial_weights, dtype=np.float64).tolist(), intercept=fit_intercept,
-            scale=None if scale is None else np.asarray(scale).tolist(), rows=blocks.count)
+            scale=None if scale is None else np.asarray(scale).tolist(), rows=blocks.count, **extra)
         dirs = None if fs.is_local(checkpoint_dir) else fs.HadoopDirs(blocks.rdd.context)
         checkpointer = checkpoint.Checkpointer(checkpoint_dir, checkpoint_interval, fp, dirs=dirs)
         if resume and state is None:
@@ -78,40 +104,80 @@ def descend(blocks: BlockedData, gradient: Gradient, updater: Updater, initial_w
     if n * mini_batch_fraction < 1:
         log.warning("the miniBatchFraction is too small: fewer than one row per mini-batch on average")
     if state is None:
-        state = SGDState(0, w0, updater.regularization(w0, reg_param, penalized))
+        state = SGDState(0, w0, updater.regularization(w0, reg_param, penalized), optimizer_state=optimizer.init(w0))
+    validation = (float(validation_fraction), int(seed)) if validation_fraction > 0 else None
     kw = dict(gradient=gradient, fraction=float(mini_batch_fraction), fit_intercept=fit_intercept, scale=scale)
-    job = IterationSums(blocks.rdd, aggregation_depth, kw, len(w0))
+    if validation:
+        kw["validation"] = validation
+    job = IterationSums(blocks.rdd, aggregation_depth, kw, len(w0) + (2 if validation else 0))
+
+    def evaluate(weights: np.ndarray, t: int) -> Evaluation | None:
+        sums = job(np.append(weights, [0.0, 0.0]) if validation else weights, seed + t)
+        if sums is None:
+            return None
+        g_sum, loss_sum, rows, weight_sum = sums
+        g_sum = g_sum + 0.0  # -0.0 and 0.0 alike, however the sums were combined
+        held = None
+        if validation:
+            g_sum, (held_loss, held_weight) = g_sum[:-2], g_sum[-2:]
+            held = float(held_loss / held_weight) if held_weight > 0 else None
+        if weight_sum <= 0:
+            return Evaluation(None, None, rows, weight_sum, held)
+        return Evaluation(loss_sum / weight_sum, g_sum / weight_sum, rows, weight_sum, held)
+
+    def trial(weights: np.ndarray, t: int) -> Evaluation | None:
+        got = evaluate(weights, t)
+        ok = got is not None and got.loss is not None and math.isfinite(got.loss) and np.isfinite(got.gradient).all()
+        return got if ok else None
+
     w = state.weights
     last_finite = state.loss_history[-1] if state.loss_history else None
+    carried: Evaluation | None = None  # the line search's evaluation at the new weights
     try:
         while not state.converged and state.iteration < num_iterations:
             t = state.iteration + 1
-            sums = job(w, seed + t)
-            state.iteration = t
-            if sums is None or sums[3] <= 0:
+            ev, carried = carried or evaluate(w, t), None
+            if ev is not None and ev.validation is not None and _stop_early(state, ev.validation, convergence_tol,
+                                                                             n_iter_no_change):
+                log.info("iteration %d: the held-out loss has not improved for %d iterations, stopping", t,
+                         n_iter_no_change)
+            elif ev is None or ev.loss is None:
+                state.iteration = t
                 log.warning("iteration %d: the mini-batch sample is empty%s, skipping the update", t,
-                            "" if sums is None else " (its rows all have weight 0)")
+                            "" if ev is None else " (its rows all have weight 0)")
                 state.rows_sampled = 0
             else:
-                g_sum, loss_sum, rows, weight_sum = sums
-                g_sum = g_sum + 0.0  # -0.0 and 0.0 alike, however the sums were combined
-                loss = loss_sum / weight_sum + state.reg_val
+                state.iteration = t
+                loss = ev.loss + state.reg_val
                 if not math.isfinite(loss):
                     raise SGDDivergenceError(t, last_finite, "loss")
-                if not np.isfinite(g_sum).all():
+                if not np.isfinite(ev.gradient).all():
                     raise SGDDivergenceError(t, last_finite, "gradient")
                 state.loss_history.append(loss)
                 last_finite = loss
-                new_w, state.reg_val = updater.compute(w, g_sum / weight_sum, schedule(t), reg_param, penalized)
+                if optimizer.line_search:
+                    new_w, state.reg_val, state.optimizer_state, carried = optimizer.search(
+                        w, ev.loss, ev.gradient, functools.partial(trial, t=t), state.optimizer_state, updater,
+                        reg_param, penalized)
+                    if carried is None:
+                        log.info("iteration %d: no step decreases the objective, stopping", t)
+                        state.converged = True
+                else:
+                    new_w, state.reg_val, state.optimizer_state = optimizer.update(
+                        w, ev.gradient, schedule(t), state.optimizer_state, updater, reg_param, penalized)
                 if not np.isfinite(new_w).all():
                     raise SGDDivergenceError(t, last_finite, "weight vector")
-                if state.previous_weights is not None:
+                if state.previous_weights is not None and not validation:
                     with np.errstate(over="ignore"):
                         diff = np.linalg.norm(new_w - w)
-                        state.converged = bool(diff < convergence_tol * max(np.linalg.norm(new_w), 1.0))
+                        state.converged |= bool(diff < convergence_tol * max(np.linalg.norm(new_w), 1.0))
+                if average_from and t >= average_from:
+                    state.average_count += 1
+                    state.average = new_w.copy() if state.average is None else \
+                        state.average + (new_w - state.average) / state.average_count
                 state.previous_weights = w
                 w = state.weights = new_w
-                state.rows_sampled = rows
+                state.rows_sampled = ev.rows
             log.debug("iteration %d done", t)  # benchmarks/bench.py times iterations by these records
             if checkpointer is not None:
                 checkpointer(state, final=state.iteration == num_iterations)
@@ -119,14 +185,28 @@ def descend(blocks: BlockedData, gradient: Gradient, updater: Updater, initial_w
                 callback(state)
     finally:
         job.close()
-    return SGDResult(w, list(state.loss_history), state.iteration)
+    final = state.average if average_from and state.average is not None else w
+    return SGDResult(final, list(state.loss_history), state.iteration, list(state.validation_history))
+
+
+def _stop_early(state: SGDState, held: float, tol: float, patience: int) -> bool:
+    """Record the held-out loss at the current weights; true once it has not improved for ``patience`` iterations."""
+    state.validation_history.append(held)
+    if held < state.best_validation - tol:
+        state.best_validation, state.no_improvement = held, 0
+    else:
+        state.no_improvement += 1
+    state.converged = state.no_improvement >= patience
+    return state.converged
 
 
 def run_minibatch_sgd(data: RDD | BlockedData, gradient: Gradient, updater: Updater, *,
                       step_size: StepSize = 1.0, num_iterations: int = 100, reg_param: float = 0.0,
                       mini_batch_fraction: float = 1.0, initial_weights: Sequence[float] | np.ndarray | None = None,
-                      convergence_tol: float = 0.001, seed: int = 42, aggregation_depth: int = 2) -> SGDResult:
-    """Mini-batch stochastic gradient descent, MLlib's ``GradientDescent.runMiniBatchSGD``.
+                      convergence_tol: float = 0.001, seed: int = 42, aggregation_depth: int = 2,
+                      optimizer: Optimizer | None = None, average_from: int = 0, validation_fraction: float = 0.0,
+                      n_iter_no_change: int = 5) -> SGDResult:
+    """Mini-batch stochastic gradient descent, MLlib's ``GradientDescent.runMiniBatchSGD``, with other update rules.
 
     Parameters
     ----------
@@ -153,17 +233,30 @@ def run_minibatch_sgd(data: RDD | BlockedData, gradient: Gradient, updater: Upda
         Iteration ``t`` samples with seed ``seed + t`` (MLlib's 42 by default).
     aggregation_depth : int
         Depth of the ``treeAggregate``.
+    optimizer : Optimizer, optional
+        The update rule (:func:`sparkgd.core.optimizers.make_optimizer`); MLlib's by default.
+    average_from : int
+        0: return the last iterate; ``t >= 1``: the average of the iterates from iteration ``t`` (ASGD).
+    validation_fraction : float
+        Fraction of the rows held out for early stopping (0: off).
+    n_iter_no_change : int
+        Iterations without held-out improvement of at least ``convergence_tol`` before stopping.
 
     Returns
     -------
     SGDResult
-        ``(weights, loss_history, num_iterations)``; the history holds one entry per update.
+        ``(weights, loss_history, num_iterations, validation_history)``; the loss history holds one
+        entry per update.
     """
     check_params(num_iterations, step_size, reg_param, mini_batch_fraction, convergence_tol, aggregation_depth)
+    check_loop_params(bool(optimizer and optimizer.line_search), mini_batch_fraction, average_from,
+                      validation_fraction, n_iter_no_change)
     given = contextlib.nullcontext(data) if isinstance(data, BlockedData) else None
     with training_call(), given or blocks_for(data, lambda: BlockedData(data)) as blocks:
         d = blocks.num_features
         w0 = np.zeros(d or 0) if initial_weights is None else as_weights(initial_weights, d, "initial_weights")
         return descend(blocks, gradient, updater, w0, step_size=step_size, num_iterations=num_iterations,
                        reg_param=reg_param, mini_batch_fraction=mini_batch_fraction,
-                       convergence_tol=convergence_tol, seed=seed, aggregation_depth=aggregation_depth)
+                       convergence_tol=convergence_tol, seed=seed, aggregation_depth=aggregation_depth,
+                       optimizer=optimizer, average_from=average_from, validation_fraction=validation_fraction,
+                       n_iter_no_change=n_iter_no_change)

@@ -47,6 +47,19 @@ def parser() -> argparse.ArgumentParser:
     model.add_argument("--convergence-tol", type=float, help="relative early-stopping tolerance (default 1e-4)")
     model.add_argument("--seed", type=int, help="seed of sampling, splitting and synthetic data (default 42)")
     model.add_argument("--aggregation-depth", type=int, help="treeAggregate depth (default 2)")
+    model.add_argument("--optimizer", choices=config.CHOICES["optimizer"],
+                       help="update rule (default sgd, MLlib's; lbfgs needs --mini-batch-fraction 1.0)")
+    model.add_argument("--schedule", choices=config.CHOICES["schedule"],
+                       help="step per iteration (default invsqrt: step-size / sqrt(t))")
+    model.add_argument("--momentum", type=float, help="momentum and nesterov: velocity decay (default 0.9)")
+    model.add_argument("--beta1", type=float, help="adam: decay of the gradient mean (default 0.9)")
+    model.add_argument("--beta2", type=float, help="adam, rmsprop: decay of the squared gradient mean (default 0.999)")
+    model.add_argument("--average-from", type=int,
+                       help="return the average of the iterates from this iteration on (default 0: off)")
+    model.add_argument("--validation-fraction", type=float,
+                       help="fraction of training rows held out for early stopping (default 0.0: off)")
+    model.add_argument("--n-iter-no-change", type=int,
+                       help="early stopping: iterations without held-out improvement (default 5)")
     model.add_argument("--api", choices=config.CHOICES["api"], help="rdd (MLlib semantics) or dataframe")
     out = p.add_argument_group("evaluation and output")
     out.add_argument("--test-fraction", type=float, help="fraction of rows held out for testing (default 0.2)")

@@ -8,6 +8,8 @@ RDD (same sampled rows, same arithmetic).
 Beyond MLlib, every ``train`` takes keyword-only ``checkpointDir``, ``checkpointInterval`` (10)
 and ``resume``: the loop's state is saved every ``checkpointInterval`` iterations, and
 ``resume=True`` continues from the newest checkpoint, giving the model an uninterrupted run gives.
+The keyword-only ``optimizer`` (a name such as ``"adam"`` or ``"lbfgs"``, or an object from
+:mod:`sparkgd.core.optimizers`) replaces MLlib's update rule; ``None``, the default, is MLlib's.
 
 MLlib's quirks are kept on purpose: with ``intercept=True`` the intercept is the weight of a
 constant 1.0 feature appended to each row, starts at 1.0, and is regularized like the other
@@ -33,7 +35,8 @@ from pyspark.mllib.linalg import DenseVector
 
 from sparkgd.core import persistence
 from sparkgd.core.gradients import Gradient, HingeGradient, LeastSquaresGradient, LogisticGradient
-from sparkgd.core.state import as_weights, check_params
+from sparkgd.core.optimizers import Optimizer, make_optimizer
+from sparkgd.core.state import as_weights, check_loop_params, check_params
 from sparkgd.core.updaters import L1Updater, SquaredL2Updater, get_updater
 from sparkgd.engine import fs
 from sparkgd.engine.blocks import BlockedData
@@ -220,8 +223,14 @@ def _train(model_class: type[LinearModel], data: RDD, gradient: Gradient, update
            iterations: int, step: float, miniBatchFraction: float, initialWeights: Any, regParam: float,
            intercept: bool, validateData: bool, convergenceTol: float, binary: bool,
            callback: Any = None, checkpointDir: str | None = None, checkpointInterval: int = 10,
-           resume: bool = False, seed: int = 42, aggregationDepth: int = 2) -> LinearModel:
+           resume: bool = False, seed: int = 42, aggregationDepth: int = 2,
+           optimizer: str | Optimizer | None = None, schedule: Any = None, averageFrom: int = 0,
+           validationFraction: float = 0.0, nIterNoChange: int = 5) -> LinearModel:
     check_params(iterations, step, regParam, miniBatchFraction, convergenceTol, aggregationDepth, _NAMES)
+    if isinstance(optimizer, str):
+        optimizer = make_optimizer(optimizer)
+    check_loop_params(bool(optimizer and optimizer.line_search), miniBatchFraction, averageFrom, validationFraction,
+                      nIterNoChange, _NAMES)
     updater = updater_reg_type if not isinstance(updater_reg_type, (str, type(None))) else get_updater(updater_reg_type)
     if not isinstance(data, RDD):
         raise TypeError(f"data must be an RDD of LabeledPoint or (label, features), got {type(data).__name__}")
@@ -235,11 +244,13 @@ def _train(model_class: type[LinearModel], data: RDD, gradient: Gradient, update
             w0 = as_weights(initialWeights, d, "initialWeights")
         if intercept:
             w0 = np.append(w0, 1.0)
-        result = descend(blocks, gradient, updater, w0, step_size=float(step), num_iterations=int(iterations),
+        result = descend(blocks, gradient, updater, w0, step_size=schedule or float(step),
+                         num_iterations=int(iterations), average_from=averageFrom,
+                         validation_fraction=validationFraction, n_iter_no_change=nIterNoChange,
                          reg_param=float(regParam), mini_batch_fraction=float(miniBatchFraction),
                          convergence_tol=float(convergenceTol), fit_intercept=bool(intercept), callback=callback,
                          checkpoint_dir=checkpointDir, checkpoint_interval=checkpointInterval, resume=resume,
-                         seed=int(seed), aggregation_depth=int(aggregationDepth))
+                         seed=int(seed), aggregation_depth=int(aggregationDepth), optimizer=optimizer)
     w = result.weights
     coef, b = (w[:-1], w[-1]) if intercept else (w, 0.0)
     return model_class(coef, b, result.loss_history, result.num_iterations)
@@ -253,13 +264,15 @@ class LinearRegressionWithSGD:
               initialWeights: Any = None, regParam: float = 0.0, regType: str | None = None,
               intercept: bool = False, validateData: bool = True,
               convergenceTol: float = 0.001, *, checkpointDir: str | None = None,
-              checkpointInterval: int = 10, resume: bool = False) -> LinearRegressionModel:
+              checkpointInterval: int = 10, resume: bool = False,
+              optimizer: str | Optimizer | None = None) -> LinearRegressionModel:
         """Train on an RDD of ``LabeledPoint``; ``regType`` is ``None``, ``'l1'`` or ``'l2'``."""
         return _train(LinearRegressionModel, data, LeastSquaresGradient(), regType, iterations=iterations,
                       step=step, miniBatchFraction=miniBatchFraction, initialWeights=initialWeights,
                       regParam=regParam, intercept=intercept, validateData=validateData,
                       convergenceTol=convergenceTol, binary=False,
-                      checkpointDir=checkpointDir, checkpointInterval=checkpointInterval, resume=resume)
+                      checkpointDir=checkpointDir, checkpointInterval=checkpointInterval, resume=resume,
+                      optimizer=optimizer)
 
 
 class LassoWithSGD:
@@ -269,11 +282,13 @@ class LassoWithSGD:
     def train(cls, data: RDD, iterations: int = 100, step: float = 1.0, regParam: float = 0.01,
               miniBatchFraction: float = 1.0, initialWeights: Any = None, intercept: bool = False,
               validateData: bool = True, convergenceTol: float = 0.001, *, checkpointDir: str | None = None,
-              checkpointInterval: int = 10, resume: bool = False) -> LassoModel:
+              checkpointInterval: int = 10, resume: bool = False,
+              optimizer: str | Optimizer | None = None) -> LassoModel:
         return _train(LassoModel, data, LeastSquaresGradient(), L1Updater(), iterations=iterations, step=step,
                       miniBatchFraction=miniBatchFraction, initialWeights=initialWeights, regParam=regParam,
                       intercept=intercept, validateData=validateData, convergenceTol=convergenceTol,
-                      binary=False, checkpointDir=checkpointDir, checkpointInterval=checkpointInterval, resume=resume)
+                      binary=False, checkpointDir=checkpointDir, checkpointInterval=checkpointInterval, resume=resume,
+                      optimizer=optimizer)
 
 
 class RidgeRegressionWithSGD:
@@ -283,12 +298,14 @@ class RidgeRegressionWithSGD:
     def train(cls, data: RDD, iterations: int = 100, step: float = 1.0, regParam: float = 0.01,
               miniBatchFraction: float = 1.0, initialWeights: Any = None, intercept: bool = False,
               validateData: bool = True, convergenceTol: float = 0.001, *, checkpointDir: str | None = None,
-              checkpointInterval: int = 10, resume: bool = False) -> RidgeRegressionModel:
+              checkpointInterval: int = 10, resume: bool = False,
+              optimizer: str | Optimizer | None = None) -> RidgeRegressionModel:
         return _train(RidgeRegressionModel, data, LeastSquaresGradient(), SquaredL2Updater(), iterations=iterations,
                       step=step, miniBatchFraction=miniBatchFraction, initialWeights=initialWeights,
                       regParam=regParam, intercept=intercept, validateData=validateData,
                       convergenceTol=convergenceTol, binary=False,
-                      checkpointDir=checkpointDir, checkpointInterval=checkpointInterval, resume=resume)
+                      checkpointDir=checkpointDir, checkpointInterval=checkpointInterval, resume=resume,
+                      optimizer=optimizer)
 
 
 class LogisticRegressionWithSGD:
@@ -299,13 +316,15 @@ class LogisticRegressionWithSGD:
               initialWeights: Any = None, regParam: float = 0.01, regType: str | None = "l2",
               intercept: bool = False, validateData: bool = True,
               convergenceTol: float = 0.001, *, checkpointDir: str | None = None,
-              checkpointInterval: int = 10, resume: bool = False) -> LogisticRegressionModel:
+              checkpointInterval: int = 10, resume: bool = False,
+              optimizer: str | Optimizer | None = None) -> LogisticRegressionModel:
         """Train on labels in {0, 1}; ``regType`` is ``None``, ``'l1'`` or ``'l2'``."""
         return _train(LogisticRegressionModel, data, LogisticGradient(), regType, iterations=iterations,
                       step=step, miniBatchFraction=miniBatchFraction, initialWeights=initialWeights,
                       regParam=regParam, intercept=intercept, validateData=validateData,
                       convergenceTol=convergenceTol, binary=True,
-                      checkpointDir=checkpointDir, checkpointInterval=checkpointInterval, resume=resume)
+                      checkpointDir=checkpointDir, checkpointInterval=checkpointInterval, resume=resume,
+                      optimizer=optimizer)
 
 
 class SVMWithSGD:
@@ -315,9 +334,11 @@ class SVMWithSGD:
     def train(cls, data: RDD, iterations: int = 100, step: float = 1.0, regParam: float = 0.01,
               miniBatchFraction: float = 1.0, initialWeights: Any = None, regType: str | None = "l2",
               intercept: bool = False, validateData: bool = True, convergenceTol: float = 0.001, *,
-              checkpointDir: str | None = None, checkpointInterval: int = 10, resume: bool = False) -> SVMModel:
+              checkpointDir: str | None = None, checkpointInterval: int = 10, resume: bool = False,
+              optimizer: str | Optimizer | None = None) -> SVMModel:
         """Train on labels in {0, 1}; ``regType`` is ``None``, ``'l1'`` or ``'l2'``."""
         return _train(SVMModel, data, HingeGradient(), regType, iterations=iterations, step=step,
                       miniBatchFraction=miniBatchFraction, initialWeights=initialWeights, regParam=regParam,
                       intercept=intercept, validateData=validateData, convergenceTol=convergenceTol, binary=True,
-                      checkpointDir=checkpointDir, checkpointInterval=checkpointInterval, resume=resume)
+                      checkpointDir=checkpointDir, checkpointInterval=checkpointInterval, resume=resume,
+                      optimizer=optimizer)

@@ -8,6 +8,9 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from sparkgd.core.optimizers import OPTIMIZERS
+from sparkgd.core.schedules import SCHEDULES
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -49,6 +52,14 @@ class JobConfig:
     checkpoint_dir: str | None = None
     checkpoint_interval: int = 10
     resume: bool = False
+    optimizer: str = "sgd"
+    schedule: str = "invsqrt"
+    momentum: float = 0.9
+    beta1: float = 0.9
+    beta2: float = 0.999
+    average_from: int = 0
+    validation_fraction: float = 0.0
+    n_iter_no_change: int = 5
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
@@ -63,6 +74,8 @@ CHOICES = {
     "reg_type": ("none", "l1", "l2"),
     "api": ("rdd", "dataframe"),
     "on_bad_rows": ("fail", "skip"),
+    "optimizer": OPTIMIZERS,
+    "schedule": SCHEDULES,
 }
 
 
@@ -144,11 +157,24 @@ def validate(cfg: JobConfig) -> None:
         ("features", cfg.features >= 1, ">= 1"),
         ("log_every", cfg.log_every >= 1, ">= 1"),
         ("checkpoint_interval", cfg.checkpoint_interval >= 1, ">= 1"),
+        ("momentum", 0 <= cfg.momentum < 1, "in [0, 1)"),
+        ("beta1", 0 <= cfg.beta1 < 1, "in [0, 1)"),
+        ("beta2", 0 <= cfg.beta2 < 1, "in [0, 1)"),
+        ("average_from", cfg.average_from >= 0, ">= 0"),
+        ("validation_fraction", 0 <= cfg.validation_fraction < 1, "in [0, 1)"),
+        ("n_iter_no_change", cfg.n_iter_no_change >= 1, ">= 1"),
     ]
     for name, ok, what in checks:
         if not ok:
             raise ConfigError(f"{option(name)} must be {what}, got {getattr(cfg, name)!r}")
     if cfg.resume and not cfg.checkpoint_dir:
         raise ConfigError("--resume needs --checkpoint-dir")
+    if cfg.optimizer == "lbfgs" and cfg.mini_batch_fraction != 1.0:
+        raise ConfigError(f"--optimizer lbfgs needs full batches: --mini-batch-fraction must be 1.0, "
+                          f"got {cfg.mini_batch_fraction!r}")
+    if cfg.optimizer == "lbfgs" and cfg.average_from:
+        raise ConfigError("--average-from does not apply to --optimizer lbfgs; use 0")
+    if cfg.schedule == "optimal" and not (cfg.reg_type != "none" and cfg.reg_param > 0):
+        raise ConfigError("--schedule optimal needs --reg-type l1 or l2 and --reg-param > 0")
     if cfg.standardize and cfg.api == "rdd":
         raise ConfigError("--standardize needs --api dataframe (the RDD API keeps MLlib's unscaled features)")

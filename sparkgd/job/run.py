@@ -18,6 +18,8 @@ from pyspark.sql import SparkSession
 
 from sparkgd import __version__
 from sparkgd.core.gradients import get_gradient
+from sparkgd.core.optimizers import Optimizer, make_optimizer
+from sparkgd.core.schedules import Schedule, as_schedule, make_schedule
 from sparkgd.core.state import SGDState
 from sparkgd.job import io
 from sparkgd.job.config import JobConfig
@@ -69,8 +71,8 @@ def split(rows: RDD, test_fraction: float, seed: int) -> tuple[RDD, RDD | None]:
 class Progress:
     """Logs iteration, loss, step, rows sampled, elapsed time and ETA every ``every`` iterations."""
 
-    def __init__(self, total: int, step_size: float, every: int, start: float | None = None) -> None:
-        self.total, self.step_size, self.every = total, step_size, every
+    def __init__(self, total: int, schedule: Any, every: int, start: float | None = None) -> None:
+        self.total, self.schedule, self.every = total, as_schedule(schedule), every
         self.start = time.perf_counter() if start is None else start
         self.times: list[float] = []
 
@@ -85,12 +87,20 @@ class Progress:
         eta = (now - self.times[0]) / (len(self.times) - 1) * (self.total - t) if len(self.times) > 1 else math.nan
         loss = state.loss_history[-1] if state.loss_history else math.nan
         log.info("iteration %d/%d  loss %.6g  step %.4g  rows sampled %d  elapsed %.1fs  ETA %.1fs",
-                 t, self.total, loss, self.step_size / math.sqrt(t), state.rows_sampled, elapsed, eta)
+                 t, self.total, loss, self.schedule(t), state.rows_sampled, elapsed, eta)
 
     def seconds_per_iteration(self) -> float | None:
         if len(self.times) < 2:
             return None
         return float(np.median(np.diff(self.times)))
+
+
+def optimizer_of(cfg: JobConfig) -> Optimizer:
+    return make_optimizer(cfg.optimizer, momentum=cfg.momentum, beta1=cfg.beta1, beta2=cfg.beta2)
+
+
+def schedule_of(cfg: JobConfig) -> Schedule:
+    return make_schedule(cfg.schedule, cfg.step_size, reg_param=cfg.reg_param if cfg.reg_type != "none" else 0.0)
 
 
 def train(data: RDD, cfg: JobConfig, progress: Progress) -> Any:
@@ -106,7 +116,9 @@ def train(data: RDD, cfg: JobConfig, progress: Progress) -> Any:
                           intercept=cfg.intercept, validateData=True, convergenceTol=cfg.convergence_tol,
                           binary=cfg.loss != "squared", callback=progress, checkpointDir=cfg.checkpoint_dir,
                           checkpointInterval=cfg.checkpoint_interval, resume=cfg.resume, seed=cfg.seed,
-                          aggregationDepth=cfg.aggregation_depth)
+                          aggregationDepth=cfg.aggregation_depth, optimizer=optimizer_of(cfg),
+                          schedule=schedule_of(cfg), averageFrom=cfg.average_from,
+                          validationFraction=cfg.validation_fraction, nIterNoChange=cfg.n_iter_no_change)
     from pyspark.ml.linalg import Vectors
 
     from sparkgd import ml
@@ -116,7 +128,10 @@ def train(data: RDD, cfg: JobConfig, progress: Progress) -> Any:
     est = est_class(maxIter=cfg.iterations, stepSize=cfg.step_size, miniBatchFraction=cfg.mini_batch_fraction,
                     regParam=cfg.reg_param, elasticNetParam=1.0 if cfg.reg_type == "l1" else 0.0,
                     tol=cfg.convergence_tol, fitIntercept=cfg.intercept, standardization=cfg.standardize,
-                    seed=cfg.seed, aggregationDepth=cfg.aggregation_depth)
+                    seed=cfg.seed, aggregationDepth=cfg.aggregation_depth, optimizer=cfg.optimizer,
+                    stepSchedule=cfg.schedule, momentum=cfg.momentum, beta1=cfg.beta1, beta2=cfg.beta2,
+                    averageFrom=cfg.average_from, validationFraction=cfg.validation_fraction,
+                    nIterNoChange=cfg.n_iter_no_change)
     if cfg.reg_type == "none":
         est.setRegParam(0.0)
     if cfg.checkpoint_dir:
@@ -192,7 +207,7 @@ def run(spark: SparkSession, cfg: JobConfig) -> JobResult:
     rows = rows.cache()
     train_rows, test_rows = split(rows, cfg.test_fraction, cfg.seed)
     train_rows = train_rows.cache()
-    progress = Progress(cfg.iterations, cfg.step_size, cfg.log_every)
+    progress = Progress(cfg.iterations, schedule_of(cfg), cfg.log_every)
     start = time.perf_counter()
     model = train(train_rows, cfg, progress)
     seconds = time.perf_counter() - start

@@ -97,9 +97,12 @@ class _SGDEstimator:
             if fit_intercept:
                 w0[-1] = 1.0
                 penalized = np.arange(d + 1) < d
+            g = self.getOrDefault
             result = descend(
-                blocks, self._gradient, ElasticNetUpdater(self.getElasticNetParam()), w0,
-                step_size=self.getStepSize(), num_iterations=self.getMaxIter(), reg_param=self.getRegParam(),
+                blocks, self._gradient, ElasticNetUpdater(self.getElasticNetParam()), w0, optimizer=self._optimizer(),
+                step_size=self._schedule(), num_iterations=self.getMaxIter(), reg_param=self.getRegParam(),
+                average_from=g(self.averageFrom), validation_fraction=g(self.validationFraction),
+                n_iter_no_change=g(self.nIterNoChange),
                 mini_batch_fraction=self.getMiniBatchFraction(), convergence_tol=self.getTol(),
                 seed=self.getSeed(), aggregation_depth=self.getAggregationDepth(), fit_intercept=fit_intercept,
                 scale=scale, penalized=penalized, callback=getattr(self, "_callback", None),

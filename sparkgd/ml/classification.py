@@ -75,7 +75,11 @@ class SGDLogisticRegression(_SGDEstimator, _SGDClassifierMixin, Classifier, _Log
                  miniBatchFraction: float = 1.0, regParam: float = 0.0, elasticNetParam: float = 0.0,
                  tol: float = 0.001, fitIntercept: bool = True, standardization: bool = True, seed: int = 42,
                  aggregationDepth: int = 2, weightCol: str | None = None, checkpointDir: str | None = None,
-                 checkpointInterval: int = 10, resume: bool = False, threshold: float = 0.5) -> None:
+                 checkpointInterval: int = 10, resume: bool = False,
+                 optimizer: str = "sgd", stepSchedule: str = "invsqrt", momentum: float = 0.9,
+                 beta1: float = 0.9, beta2: float = 0.999, adaptiveEpsilon: float = 1e-8, powerT: float = 0.5,
+                 decayRate: float = 0.5, decaySteps: int = 20, warmupSteps: int = 0, averageFrom: int = 0,
+                 validationFraction: float = 0.0, nIterNoChange: int = 5, threshold: float = 0.5) -> None:
         super().__init__()
         self.setParams(**self._input_kwargs)
 
@@ -86,7 +90,11 @@ class SGDLogisticRegression(_SGDEstimator, _SGDClassifierMixin, Classifier, _Log
                   miniBatchFraction: float = 1.0, regParam: float = 0.0, elasticNetParam: float = 0.0,
                   tol: float = 0.001, fitIntercept: bool = True, standardization: bool = True, seed: int = 42,
                   aggregationDepth: int = 2, weightCol: str | None = None, checkpointDir: str | None = None,
-                 checkpointInterval: int = 10, resume: bool = False,
+                  checkpointInterval: int = 10, resume: bool = False,
+                  optimizer: str = "sgd", stepSchedule: str = "invsqrt", momentum: float = 0.9,
+                  beta1: float = 0.9, beta2: float = 0.999, adaptiveEpsilon: float = 1e-8, powerT: float = 0.5,
+                  decayRate: float = 0.5, decaySteps: int = 20, warmupSteps: int = 0, averageFrom: int = 0,
+                  validationFraction: float = 0.0, nIterNoChange: int = 5,
                   threshold: float = 0.5) -> SGDLogisticRegression:
         return self._set(**self._input_kwargs)
 
@@ -124,7 +132,11 @@ class SGDLinearSVC(_SGDEstimator, _SGDClassifierMixin, Classifier, _SVCParams):
                  elasticNetParam: float = 0.0, tol: float = 0.001, fitIntercept: bool = True,
                  standardization: bool = True, seed: int = 42, aggregationDepth: int = 2,
                  weightCol: str | None = None, checkpointDir: str | None = None,
-                 checkpointInterval: int = 10, resume: bool = False, threshold: float = 0.0) -> None:
+                 checkpointInterval: int = 10, resume: bool = False,
+                 optimizer: str = "sgd", stepSchedule: str = "invsqrt", momentum: float = 0.9,
+                 beta1: float = 0.9, beta2: float = 0.999, adaptiveEpsilon: float = 1e-8, powerT: float = 0.5,
+                 decayRate: float = 0.5, decaySteps: int = 20, warmupSteps: int = 0, averageFrom: int = 0,
+                 validationFraction: float = 0.0, nIterNoChange: int = 5, threshold: float = 0.0) -> None:
         super().__init__()
         self.setParams(**self._input_kwargs)
 
@@ -135,7 +147,11 @@ class SGDLinearSVC(_SGDEstimator, _SGDClassifierMixin, Classifier, _SVCParams):
                   elasticNetParam: float = 0.0, tol: float = 0.001, fitIntercept: bool = True,
                   standardization: bool = True, seed: int = 42, aggregationDepth: int = 2,
                   weightCol: str | None = None, checkpointDir: str | None = None,
-                 checkpointInterval: int = 10, resume: bool = False, threshold: float = 0.0) -> SGDLinearSVC:
+                  checkpointInterval: int = 10, resume: bool = False,
+                  optimizer: str = "sgd", stepSchedule: str = "invsqrt", momentum: float = 0.9,
+                  beta1: float = 0.9, beta2: float = 0.999, adaptiveEpsilon: float = 1e-8, powerT: float = 0.5,
+                  decayRate: float = 0.5, decaySteps: int = 20, warmupSteps: int = 0, averageFrom: int = 0,
+                  validationFraction: float = 0.0, nIterNoChange: int = 5, threshold: float = 0.0) -> SGDLinearSVC:
         return self._set(**self._input_kwargs)
 
     @property

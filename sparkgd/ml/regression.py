@@ -45,7 +45,11 @@ class SGDLinearRegression(_SGDEstimator, _SGDSetters, Predictor, _SGDParams):
                  miniBatchFraction: float = 1.0, regParam: float = 0.0, elasticNetParam: float = 0.0,
                  tol: float = 0.001, fitIntercept: bool = True, standardization: bool = True, seed: int = 42,
                  aggregationDepth: int = 2, weightCol: str | None = None, checkpointDir: str | None = None,
-                 checkpointInterval: int = 10, resume: bool = False) -> None:
+                 checkpointInterval: int = 10, resume: bool = False,
+                 optimizer: str = "sgd", stepSchedule: str = "invsqrt", momentum: float = 0.9,
+                 beta1: float = 0.9, beta2: float = 0.999, adaptiveEpsilon: float = 1e-8, powerT: float = 0.5,
+                 decayRate: float = 0.5, decaySteps: int = 20, warmupSteps: int = 0, averageFrom: int = 0,
+                 validationFraction: float = 0.0, nIterNoChange: int = 5) -> None:
         super().__init__()
         self.setParams(**self._input_kwargs)
 
@@ -55,7 +59,11 @@ class SGDLinearRegression(_SGDEstimator, _SGDSetters, Predictor, _SGDParams):
                   miniBatchFraction: float = 1.0, regParam: float = 0.0, elasticNetParam: float = 0.0,
                   tol: float = 0.001, fitIntercept: bool = True, standardization: bool = True, seed: int = 42,
                   aggregationDepth: int = 2, weightCol: str | None = None, checkpointDir: str | None = None,
-                 checkpointInterval: int = 10, resume: bool = False) -> SGDLinearRegression:
+                  checkpointInterval: int = 10, resume: bool = False,
+                  optimizer: str = "sgd", stepSchedule: str = "invsqrt", momentum: float = 0.9,
+                  beta1: float = 0.9, beta2: float = 0.999, adaptiveEpsilon: float = 1e-8, powerT: float = 0.5,
+                  decayRate: float = 0.5, decaySteps: int = 20, warmupSteps: int = 0, averageFrom: int = 0,
+                  validationFraction: float = 0.0, nIterNoChange: int = 5) -> SGDLinearRegression:
         return self._set(**self._input_kwargs)
 
     @property

@@ -262,7 +262,7 @@ def test_progress_eta_counts_iterations_only(monkeypatch, caplog):
 
     now = [0.0]
     monkeypatch.setattr(job.time, "perf_counter", lambda: now[0])
-    progress = job.Progress(total=100, step_size=1.0, every=10)
+    progress = job.Progress(total=100, schedule=1.0, every=10)
     state = SGDState(0, np.zeros(1), 0.0)
     with caplog.at_level(logging.INFO, logger="sparkgd"):
         for t in range(1, 11):

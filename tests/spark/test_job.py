@@ -118,12 +118,34 @@ def test_remaining_model_options(spark, train_linear, tmp_path, capsys):
     assert m["config"]["verbose"] is True and m["config"]["intercept"] is False
 
 
+@pytest.mark.parametrize("api", ["rdd", "dataframe"])
+def test_optimizer_options_and_their_config_keys_reach_the_training(spark, train_linear, tmp_path, api):
+    cfg = tmp_path / "job.toml"
+    cfg.write_text('[train]\noptimizer = "adam"\nschedule = "constant"\nbeta1 = 0.8\naverage-from = 5\n')
+    base = ["--rows", 2000, "--iterations", 30, "--step-size", 0.05, "--api", api, "--test-fraction", 0]
+    assert run(train_linear, spark, *base, "--output", tmp_path / "sgd") == 0
+    assert run(train_linear, spark, *base, "--config", cfg, "--beta2", 0.99, "--validation-fraction", 0.2,
+               "--n-iter-no-change", 3, "--convergence-tol", 0.5, "--output", tmp_path / "adam") == 0
+    sgd, adam = metrics_of(tmp_path / "sgd"), metrics_of(tmp_path / "adam")
+    c = adam["config"]
+    assert (c["optimizer"], c["schedule"], c["beta1"], c["beta2"], c["average_from"]) == ("adam", "constant", 0.8,
+                                                                                           0.99, 5)
+    # with a held-out loss that must improve by 0.5 at least, early stopping ends the run after 3 iterations
+    assert adam["iterations"] < 30 == sgd["iterations"]
+    assert adam["train"]["rmse"] != sgd["train"]["rmse"]
+
+
 @pytest.mark.parametrize("argv,message", [
     (["--mini-batch-fraction", "2"], "--mini-batch-fraction must be in (0, 1]"),
     (["--iterations", "-1"], "--iterations must be >= 0"),
     (["--loss", "huber"], "argument --loss: invalid choice"),
     (["--standardize"], "--standardize needs --api dataframe"),
     (["--config", "/nonexistent.toml"], "--config: file '/nonexistent.toml' does not exist"),
+    (["--optimizer", "lbfgs"], "--optimizer lbfgs needs full batches: --mini-batch-fraction must be 1.0"),
+    (["--beta2", "1.5"], "--beta2 must be in [0, 1)"),
+    (["--validation-fraction", "1"], "--validation-fraction must be in [0, 1)"),
+    (["--schedule", "optimal"], "--schedule optimal needs --reg-type l1 or l2 and --reg-param > 0"),
+    (["--optimizer", "adamax"], "argument --optimizer: invalid choice"),
 ])
 def test_bad_options_exit_2_with_one_line(spark, train_linear, capsys, argv, message):
     with pytest.raises(SystemExit) if "invalid choice" in message else _no_raise() as exc:

@@ -29,6 +29,7 @@ import time
 import warnings
 
 import numpy as np
+from quality import quality_table, quality_workload
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ["PYSPARK_PYTHON"] = sys.executable
@@ -531,8 +532,8 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scale", type=float, default=1.0, help="multiplies every row count (0.05 runs in ~1 min)")
     p.add_argument("--iterations", type=int, default=10, help="iterations k per timed run (default 10)")
-    p.add_argument("--workloads", default="dense,sparse,scaling,wide,concurrency",
-                   help="comma-separated: dense,sparse,scaling,wide,concurrency")
+    p.add_argument("--workloads", default="dense,sparse,scaling,wide,concurrency,quality",
+                   help="comma-separated: dense,sparse,scaling,wide,concurrency,quality (time to quality)")
     p.add_argument("--master", default="local[2]", help="Spark master (wide runs on local-cluster[2,1,1024])")
     p.add_argument("--rounds", type=int, default=5, help="rounds of the concurrency workload")
     p.add_argument("--json", default="benchmarks/results.json", help="where to write the results")
@@ -542,6 +543,7 @@ def main(argv: list[str]) -> int:
 
     work = set(args.workloads.split(","))
     rows: list[dict] = []
+    quality_rows: list[dict] = []
     cluster = args.master.startswith("local-cluster")
     if "wide" in work and not cluster:
         wide_on_local_cluster(args, rows)
@@ -566,11 +568,16 @@ def main(argv: list[str]) -> int:
                 wide_workload(spark, int(200_000 * args.scale), 2 ** 20, 20, partitions, args.iterations, rows)
         if "concurrency" in work and not cluster:
             concurrency_workload(spark, args.rounds, rows)
+        if "quality" in work and not cluster:
+            quality_workload(spark, args.scale, quality_rows)
     finally:
         spark.stop()
     print(table(rows))
+    if quality_rows:
+        print("\n" + quality_table(quality_rows))
     with open(args.json, "w") as f:
-        json.dump({"scale": args.scale, "iterations": args.iterations, "results": rows}, f, indent=2)
+        json.dump({"scale": args.scale, "iterations": args.iterations, "results": rows,
+                   "time_to_quality": quality_rows}, f, indent=2)
     print(f"\nwrote {args.json}")
     return 0
 

@@ -94,7 +94,7 @@ class IterationSums:
     """Each iteration's ``(gradient sum, loss sum, rows, weight sum)``, or ``None`` when no row was sampled.
 
     Iterations run while this process's turn is held (:mod:`sparkgd.engine.turns`). From the
-    second call on it runs :class:`~sparkgd.engine.resident.ResidentTasks`, one task per free
+    first call on it runs :class:`~sparkgd.engine.resident.ResidentTasks`, one task per free
     slot (at most one per partition), once no other job of the application runs (waiting up to
     :data:`QUIET_WAIT` seconds per call in all); until then, and when they hand their slots over,
     it runs :func:`tree_aggregate` and tries again after 1, 2, 4, ... iterations (at once after a
@@ -109,7 +109,7 @@ class IterationSums:
         self._d = num_weights
         self.tree = CombineTree(blocks_rdd.getNumPartitions(), depth)
         self._resident: ResidentTasks | None = None
-        self._next_try, self._gap = 2, 2
+        self._next_try, self._gap = 1, 2  # from the first call: a Spark job would read the blocks all the same
         self._calls = 0
         self._turn: object | None = None  # the token holding this process's turn; False: none; None: not asked
         self._own: object | None = None  # the token, when this object took the turn itself

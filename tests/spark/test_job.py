@@ -218,6 +218,15 @@ def test_compare_gd_writes_plot_and_csv(spark, tmp_path):
     lines = (tmp_path / "compare_gd.csv").read_text().splitlines()
     assert lines[0] == "variant,iteration,rows_processed,loss" and len(lines) == 1 + 3 * 8
     assert os.path.getsize(tmp_path / "compare_gd.png") > 20_000
+    rows = [r.split(",") for r in (tmp_path / "compare_optimizers.csv").read_text().splitlines()]
+    assert rows[0] == ["optimizer", "iteration", "seconds", "loss"] and len(rows) == 1 + 7 * 8
+    names = {r[0] for r in rows[1:]}
+    assert {"adam, f=0.1", "lbfgs, f=1.0"} <= names and len(names) == 7
+    seconds = [float(r[2]) for r in rows[1:] if r[0] == "lbfgs, f=1.0"]
+    assert seconds == sorted(seconds)
+    # L-BFGS on this well-posed least squares problem gets to the noise level (0.5 * 0.1^2) in 8 iterations
+    assert float([r for r in rows if r[0] == "lbfgs, f=1.0"][-1][3]) < 0.0051
+    assert os.path.getsize(tmp_path / "compare_optimizers.png") > 20_000
 
 
 def weights_csv(tmp_path, n=400, d=4):

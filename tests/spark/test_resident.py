@@ -65,12 +65,12 @@ def test_resident_tasks_give_the_jobs_bits_for_any_number_of_tasks(sc, wide_floa
     assert not same(backwards, want[0])
 
 
-def test_iteration_sums_serve_from_the_second_call_on(sc, wide_floats):
+def test_iteration_sums_serve_from_the_first_call_on(sc, wide_floats):
     blocks, d, w = wide_floats
     sums = IterationSums(blocks.rdd, 2, KW, d)
     try:
         got = [sums(w, s) for s in (3, 4, 5, 6)]
-        assert sums.resident_calls == 3
+        assert sums.resident_calls == 4
     finally:
         sums.close()
     want = [aggregation.tree_aggregate(blocks.rdd, sums.tree, w, s, KW) for s in (3, 4, 5, 6)]
@@ -113,7 +113,7 @@ def test_a_lost_resident_task_hands_the_iteration_over_to_a_job(sc, caplog):
         with caplog.at_level(logging.WARNING, logger="sparkgd"):
             got = [sums(np.array([v]), 1)[1] for v in (1.0, 2.0, 7.0, 3.0)]
         assert got == [0.0, 4.0, 144.0, 16.0]  # 8 rows of (w - 1)^2 / 2
-        assert sums.resident_calls == 1  # w = 2 only: 7 and 3 ran as jobs
+        assert sums.resident_calls == 2  # w = 1 and 2: 7 and 3 ran as jobs
         assert "resident tasks lost" in caplog.text and "a resident task dies" in caplog.text
     finally:
         sums.close()

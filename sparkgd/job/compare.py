@@ -61,11 +61,11 @@ def compare(spark: SparkSession, *, rows: int = 20_000, features: int = 10, part
 # (label, optimizer, schedule, step size, miniBatchFraction): settings that work on standardized features
 OPTIMIZER_RUNS = [
     ("sgd (MLlib), f=0.1", "sgd", "invsqrt", 0.5, 0.1),
-    ("momentum, f=0.1", "momentum", "constant", 0.05, 0.1),
-    ("nesterov, f=0.1", "nesterov", "constant", 0.05, 0.1),
+    ("momentum, f=0.1", "momentum", "constant", 0.02, 0.1),
+    ("nesterov, f=0.1", "nesterov", "constant", 0.02, 0.1),
     ("adagrad, f=0.1", "adagrad", "constant", 0.5, 0.1),
-    ("rmsprop, f=0.1", "rmsprop", "invsqrt", 0.05, 0.1),
-    ("adam, f=0.1", "adam", "invsqrt", 0.1, 0.1),
+    ("rmsprop, f=0.1", "rmsprop", "exponential", 0.2, 0.1),
+    ("adam, f=0.1", "adam", "exponential", 0.3, 0.1),
     ("lbfgs, f=1.0", "lbfgs", "invsqrt", 1.0, 1.0),
 ]
 

@@ -1,5 +1,6 @@
 """jobs/train_linear.py and jobs/compare_gd.py, run in-process on the test session."""
 
+import csv
 import importlib.util
 import json
 import os
@@ -218,7 +219,7 @@ def test_compare_gd_writes_plot_and_csv(spark, tmp_path):
     lines = (tmp_path / "compare_gd.csv").read_text().splitlines()
     assert lines[0] == "variant,iteration,rows_processed,loss" and len(lines) == 1 + 3 * 8
     assert os.path.getsize(tmp_path / "compare_gd.png") > 20_000
-    rows = [r.split(",") for r in (tmp_path / "compare_optimizers.csv").read_text().splitlines()]
+    rows = list(csv.reader((tmp_path / "compare_optimizers.csv").read_text().splitlines()))
     assert rows[0] == ["optimizer", "iteration", "seconds", "loss"] and len(rows) == 1 + 7 * 8
     names = {r[0] for r in rows[1:]}
     assert {"adam, f=0.1", "lbfgs, f=1.0"} <= names and len(names) == 7

@@ -72,7 +72,8 @@ class Progress:
     """Logs iteration, loss, step, rows sampled, elapsed time and ETA every ``every`` iterations."""
 
     def __init__(self, total: int, schedule: Any, every: int, start: float | None = None) -> None:
-        self.total, self.schedule, self.every = total, as_schedule(schedule), every
+        self.total, self.every = total, every
+        self.schedule = None if schedule is None else as_schedule(schedule)  # None: a line search picks the step
         self.start = time.perf_counter() if start is None else start
         self.times: list[float] = []
 
@@ -86,8 +87,9 @@ class Progress:
         # from the end of the first iteration: the block build before it is not iteration time
         eta = (now - self.times[0]) / (len(self.times) - 1) * (self.total - t) if len(self.times) > 1 else math.nan
         loss = state.loss_history[-1] if state.loss_history else math.nan
-        log.info("iteration %d/%d  loss %.6g  step %.4g  rows sampled %d  elapsed %.1fs  ETA %.1fs",
-                 t, self.total, loss, self.schedule(t), state.rows_sampled, elapsed, eta)
+        step = "line search" if self.schedule is None else f"{self.schedule(t):.4g}"
+        log.info("iteration %d/%d  loss %.6g  step %s  rows sampled %d  elapsed %.1fs  ETA %.1fs",
+                 t, self.total, loss, step, state.rows_sampled, elapsed, eta)
 
     def seconds_per_iteration(self) -> float | None:
         if len(self.times) < 2:
@@ -207,7 +209,7 @@ def run(spark: SparkSession, cfg: JobConfig) -> JobResult:
     rows = rows.cache()
     train_rows, test_rows = split(rows, cfg.test_fraction, cfg.seed)
     train_rows = train_rows.cache()
-    progress = Progress(cfg.iterations, schedule_of(cfg), cfg.log_every)
+    progress = Progress(cfg.iterations, None if cfg.optimizer == "lbfgs" else schedule_of(cfg), cfg.log_every)
     start = time.perf_counter()
     model = train(train_rows, cfg, progress)
     seconds = time.perf_counter() - start

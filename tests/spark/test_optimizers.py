@@ -128,6 +128,10 @@ def logistic_df(spark):
     ("adam", 0.0, {"stepSize": 0.05, "stepSchedule": "constant", "maxIter": 600}),
     ("nesterov", 0.0, {"stepSize": 0.5, "stepSchedule": "constant", "maxIter": 600}),
     ("adagrad", 1.0, {"stepSize": 0.5, "stepSchedule": "constant", "maxIter": 600}),
+    ("sgd", 0.0, {"stepSize": 0.5, "stepSchedule": "constant", "maxIter": 600}),
+    ("momentum", 0.0, {"stepSize": 0.05, "stepSchedule": "constant", "maxIter": 600}),
+    ("rmsprop", 0.0, {"stepSize": 0.02, "stepSchedule": "step", "decayRate": 0.5, "decaySteps": 100,
+                      "beta2": 0.9, "maxIter": 600}),
 ])
 def test_logistic_reaches_spark_ml_with_tight_tolerance(logistic_df, optimizer, elastic, extra):
     ref = LogisticRegression(regParam=0.02, elasticNetParam=elastic, standardization=False, tol=1e-12,

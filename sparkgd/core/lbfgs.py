@@ -30,7 +30,6 @@ C1 = 1e-4  # Armijo's sufficient-decrease constant
 class LBFGS(Optimizer):
     """Limited-memory BFGS with ``memory`` pairs and at most ``max_evaluations`` trial points per iteration."""
 
-    name = "lbfgs"
     line_search = True
 
     def __init__(self, memory: int = 10, max_evaluations: int = 30) -> None:

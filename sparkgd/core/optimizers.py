@@ -23,8 +23,6 @@ The regularization value reported is :math:`R(w_{new})`, as MLlib's updaters rep
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from sparkgd.core.updaters import Updater, soft_threshold
@@ -36,7 +34,6 @@ class Optimizer:
     """Base class. ``line_search`` optimizers (:class:`~sparkgd.core.lbfgs.LBFGS`) evaluate trial points
     themselves and need full batches."""
 
-    name = "sgd"
     line_search = False
 
     def init(self, weights: np.ndarray) -> State:
@@ -89,7 +86,6 @@ class Momentum(_Rule):
 
     def __init__(self, momentum: float = 0.9, nesterov: bool = False) -> None:
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
-        self.name = "nesterov" if nesterov else "momentum"
 
     def init(self, weights):
         return {"velocity": np.zeros_like(weights)}
@@ -103,8 +99,6 @@ class Momentum(_Rule):
 class AdaGrad(_Rule):
     r"""AdaGrad (Duchi et al., 2011): :math:`G \leftarrow G + g'^2`,
     :math:`w \leftarrow w - \eta_t g' / (\sqrt{G} + \epsilon)`."""
-
-    name = "adagrad"
 
     def __init__(self, epsilon: float = 1e-8) -> None:
         self.epsilon = float(epsilon)
@@ -125,8 +119,6 @@ class RMSProp(_Rule):
     Tieleman and Hinton's rule with Adam's bias correction (:math:`k` counts the updates), so that
     :math:`\beta_2` = 0.999 (the ``beta2`` param's default) does not blow up the first steps.
     """
-
-    name = "rmsprop"
 
     def __init__(self, beta2: float = 0.999, epsilon: float = 1e-8) -> None:
         self.beta2, self.epsilon = float(beta2), float(epsilon)
@@ -153,7 +145,6 @@ class Adam(_Rule):
                  decoupled: bool = False) -> None:
         self.beta1, self.beta2, self.epsilon = float(beta1), float(beta2), float(epsilon)
         self.decoupled = bool(decoupled)
-        self.name = "adamw" if decoupled else "adam"
 
     def init(self, weights):
         return {"m": np.zeros_like(weights), "v": np.zeros_like(weights), "count": np.zeros(())}
@@ -188,16 +179,3 @@ def make_optimizer(name: str, *, momentum: float = 0.9, beta1: float = 0.9, beta
 
         return LBFGS(memory)
     raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {name!r}")
-
-
-def check_optimizer_params(values: dict[str, Any]) -> None:
-    """Raise ``ValueError`` naming the first of ``momentum``, ``beta1``, ``beta2``, ``adaptiveEpsilon`` out of range."""
-    ranges = {"momentum": (0.0, 1.0, "in [0, 1)"), "beta1": (0.0, 1.0, "in [0, 1)"),
-              "beta2": (0.0, 1.0, "in [0, 1)")}
-    for name, (lo, hi, what) in ranges.items():
-        v = values.get(name)
-        if v is not None and not (isinstance(v, (int, float)) and lo <= v < hi):
-            raise ValueError(f"param {name} must be {what}, got {v!r}")
-    eps = values.get("adaptiveEpsilon")
-    if eps is not None and not (isinstance(eps, (int, float)) and 0 < eps < float("inf")):
-        raise ValueError(f"param adaptiveEpsilon must be a finite number > 0, got {eps!r}")

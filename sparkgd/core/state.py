@@ -61,16 +61,21 @@ def check_params(num_iterations: int, step_size: Any, reg_param: float, mini_bat
 
 def check_loop_params(line_search: bool, mini_batch_fraction: float, average_from: int,
                       validation_fraction: float, n_iter_no_change: int, names: dict[str, str] | None = None) -> None:
-    """The checks of :func:`check_params` for the optimizer, averaging and early-stopping settings."""
+    """The checks of :func:`check_params` for the optimizer, averaging and early-stopping settings.
+
+    ``names`` maps ``lbfgs``, ``miniBatchFraction``, ``averageFrom``, ``validationFraction`` and
+    ``nIterNoChange`` to what the caller's users call them (the engine's argument names by default).
+    """
     n = names or {}
+    lbfgs = n.get("lbfgs", "optimizer 'lbfgs'")
     if line_search and mini_batch_fraction != 1.0:
-        raise ValueError(f"optimizer 'lbfgs' needs full batches: {n.get('miniBatchFraction', 'mini_batch_fraction')} "
+        raise ValueError(f"{lbfgs} needs full batches: {n.get('miniBatchFraction', 'mini_batch_fraction')} "
                          f"must be 1.0, got {mini_batch_fraction!r}")
     avg = n.get("averageFrom", "average_from")
     if isinstance(average_from, bool) or not isinstance(average_from, (int, np.integer)) or average_from < 0:
         raise ValueError(f"{avg} must be an integer >= 0, got {average_from!r}")
     if line_search and average_from:
-        raise ValueError(f"{avg} (averaging the iterates) does not apply to optimizer 'lbfgs'; use 0")
+        raise ValueError(f"{avg} (averaging the iterates) does not apply to {lbfgs}; use 0")
     if not (is_number(validation_fraction) and 0 <= validation_fraction < 1):
         raise ValueError(f"{n.get('validationFraction', 'validation_fraction')} must be in [0, 1), "
                          f"got {validation_fraction!r}")

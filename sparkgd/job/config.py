@@ -10,6 +10,11 @@ from typing import Any
 
 from sparkgd.core.optimizers import OPTIMIZERS
 from sparkgd.core.schedules import SCHEDULES
+from sparkgd.core.state import check_loop_params
+
+_LOOP_NAMES = {"lbfgs": "--optimizer lbfgs", "miniBatchFraction": "--mini-batch-fraction",
+               "averageFrom": "--average-from", "validationFraction": "--validation-fraction",
+               "nIterNoChange": "--n-iter-no-change"}
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -160,20 +165,17 @@ def validate(cfg: JobConfig) -> None:
         ("momentum", 0 <= cfg.momentum < 1, "in [0, 1)"),
         ("beta1", 0 <= cfg.beta1 < 1, "in [0, 1)"),
         ("beta2", 0 <= cfg.beta2 < 1, "in [0, 1)"),
-        ("average_from", cfg.average_from >= 0, ">= 0"),
-        ("validation_fraction", 0 <= cfg.validation_fraction < 1, "in [0, 1)"),
-        ("n_iter_no_change", cfg.n_iter_no_change >= 1, ">= 1"),
     ]
     for name, ok, what in checks:
         if not ok:
             raise ConfigError(f"{option(name)} must be {what}, got {getattr(cfg, name)!r}")
     if cfg.resume and not cfg.checkpoint_dir:
         raise ConfigError("--resume needs --checkpoint-dir")
-    if cfg.optimizer == "lbfgs" and cfg.mini_batch_fraction != 1.0:
-        raise ConfigError(f"--optimizer lbfgs needs full batches: --mini-batch-fraction must be 1.0, "
-                          f"got {cfg.mini_batch_fraction!r}")
-    if cfg.optimizer == "lbfgs" and cfg.average_from:
-        raise ConfigError("--average-from does not apply to --optimizer lbfgs; use 0")
+    try:
+        check_loop_params(cfg.optimizer == "lbfgs", cfg.mini_batch_fraction, cfg.average_from,
+                          cfg.validation_fraction, cfg.n_iter_no_change, _LOOP_NAMES)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     if cfg.schedule == "optimal" and not (cfg.reg_type != "none" and cfg.reg_param > 0):
         raise ConfigError("--schedule optimal needs --reg-type l1 or l2 and --reg-param > 0")
     if cfg.standardize and cfg.api == "rdd":

@@ -22,6 +22,10 @@ from pyspark.ml.param.shared import (
 
 from sparkgd.core.optimizers import OPTIMIZERS, Optimizer, make_optimizer
 from sparkgd.core.schedules import SCHEDULES, Schedule, make_schedule
+from sparkgd.core.state import check_loop_params
+
+_LOOP_NAMES = {"lbfgs": "param optimizer 'lbfgs'", **{k: f"param {k}" for k in (
+    "miniBatchFraction", "averageFrom", "validationFraction", "nIterNoChange")}}
 
 
 class _SGDParams(HasMaxIter, HasStepSize, HasRegParam, HasElasticNetParam, HasTol, HasFitIntercept,
@@ -154,9 +158,6 @@ class _SGDParams(HasMaxIter, HasStepSize, HasRegParam, HasElasticNetParam, HasTo
             ("decayRate", lambda v: 0 < v <= 1, "in (0, 1]"),
             ("decaySteps", lambda v: v >= 1, ">= 1"),
             ("warmupSteps", lambda v: v >= 0, ">= 0"),
-            ("averageFrom", lambda v: v >= 0, ">= 0"),
-            ("validationFraction", lambda v: 0 <= v < 1, "in [0, 1)"),
-            ("nIterNoChange", lambda v: v >= 1, ">= 1"),
         ]
         for name, ok, what in checks:
             if not self.hasParam(name):
@@ -165,11 +166,8 @@ class _SGDParams(HasMaxIter, HasStepSize, HasRegParam, HasElasticNetParam, HasTo
             if value is None or (isinstance(value, float) and math.isnan(value)) or not ok(value):
                 raise ValueError(f"param {name} must be {what}, got {value!r}")
         g = self.getOrDefault
-        if g(self.optimizer) == "lbfgs" and g(self.miniBatchFraction) != 1.0:
-            raise ValueError(f"param optimizer 'lbfgs' needs full batches: param miniBatchFraction must be 1.0, "
-                             f"got {g(self.miniBatchFraction)!r}")
-        if g(self.optimizer) == "lbfgs" and g(self.averageFrom):
-            raise ValueError("param averageFrom (averaging the iterates) does not apply to optimizer 'lbfgs'; use 0")
+        check_loop_params(g(self.optimizer) == "lbfgs", g(self.miniBatchFraction), g(self.averageFrom),
+                          g(self.validationFraction), g(self.nIterNoChange), _LOOP_NAMES)
         if g(self.stepSchedule) == "optimal" and not g(self.regParam) > 0:
             raise ValueError(f"param stepSchedule 'optimal' needs param regParam > 0, got {g(self.regParam)!r}")
 

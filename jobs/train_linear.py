@@ -14,14 +14,8 @@ import sys
 from sparkgd.job import config
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit code 2
-        print(f"train_linear.py: error: {message}", file=sys.stderr)
-        sys.exit(2)
-
-
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="train_linear.py", description=__doc__.split("\n\n")[0],
+    p = config.OneLineParser(prog="train_linear.py", description=__doc__.split("\n\n")[0],
                 epilog="Every option's default is in conf/train_linear.toml.")
     data = p.add_argument_group("data")
     data.add_argument("--input", help="file, directory or glob; omitted: built-in synthetic data")
@@ -34,7 +28,11 @@ def parser() -> argparse.ArgumentParser:
     data.add_argument("--on-bad-rows", choices=config.CHOICES["on_bad_rows"],
                       help="fail on the first malformed row (default) or skip them and report")
     model = p.add_argument_group("model")
-    model.add_argument("--loss", choices=config.CHOICES["loss"], help="squared, logistic or hinge (default squared)")
+    model.add_argument("--loss", choices=config.CHOICES["loss"],
+                       help="squared, huber, logistic, hinge or multinomial (default squared)")
+    model.add_argument("--epsilon", type=float, help="huber: residuals beyond it count linearly (default 1.35)")
+    model.add_argument("--num-classes", type=int,
+                       help="multinomial: labels 0 .. K-1 (default: the largest label + 1; 3 for synthetic data)")
     model.add_argument("--reg-type", choices=config.CHOICES["reg_type"], help="none, l1 or l2 (default none)")
     model.add_argument("--reg-param", type=float, help="regularization strength (default 0.0)")
     model.add_argument("--iterations", type=int, help="maximum iterations (default 100)")
@@ -100,7 +98,7 @@ def main(argv: list[str], spark=None) -> int:
     try:
         result = job.run(spark, cfg)
         m = result.metrics
-        main_metric = "rmse" if cfg.loss == "squared" else "accuracy"
+        main_metric = "rmse" if cfg.loss in config.REGRESSION_LOSSES else "accuracy"
         test = f", test {main_metric} {m['test'][main_metric]:.5g}" if m["test"] else ""
         print(f"trained {m['iterations']} iterations in {m['seconds']:.1f} s; "
               f"train {main_metric} {m['train'][main_metric]:.5g}{test}")

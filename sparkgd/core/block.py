@@ -65,6 +65,9 @@ class BlockSummary:
     negative_weight_count: int = 0
     weight_sum: float = 0.0  # sum of the row weights (the row count when there are none)
     moments: tuple[float, float, np.ndarray, np.ndarray] | None = None
+    max_label: float = -1.0  # the largest label (-1 when there are no rows)
+    class_label_count: int = 0  # labels that are not class indices (negative or not an integer)
+    class_labels: list[float] = field(default_factory=list)
 
 
 def _vector_parts(v: Any) -> tuple[int, np.ndarray | None, np.ndarray | None]:
@@ -209,9 +212,14 @@ def summarize(block: Block, moments: bool = False) -> BlockSummary:
     odd = y[(y != 0.0) & (y != 1.0)]
     neg = 0 if block.weights is None else int((block.weights < 0).sum())
     total = float(block.num_rows) if block.weights is None else float(block.weights.sum())
+    not_class = y[(y < 0) | (y != np.floor(y))]
     return BlockSummary(block.partition, block.num_rows, block.num_features, block.error,
                         len(odd), sorted(set(odd.tolist()))[:_MAX_BAD_LABELS], neg, total,
-                        _moments(block) if moments else None)
+                        _moments(block) if moments else None, float(y.max()) if len(y) else -1.0,
+                        len(not_class), sorted(set(not_class.tolist()))[:_MAX_BAD_LABELS])
+
+
+_MOMENT_ROWS = 4096
 
 
 def _moments(block: Block) -> tuple[float, float, np.ndarray, np.ndarray] | None:
@@ -220,8 +228,15 @@ def _moments(block: Block) -> tuple[float, float, np.ndarray, np.ndarray] | None
         return None
     v = np.ones(block.num_rows) if block.weights is None else block.weights
     x = block.features
-    xx = x.multiply(x) if sp.issparse(x) else x * x
-    return float(v.sum()), float((v * v).sum()), np.asarray(x.T @ v).ravel(), np.asarray(xx.T @ v).ravel()
+    if sp.issparse(x):
+        sx, sxx = np.asarray(x.T @ v).ravel(), np.asarray(x.multiply(x).T @ v).ravel()
+    else:  # by chunks of rows: no n x d temporary (its page faults cost more than the arithmetic)
+        sx, sxx = np.zeros(x.shape[1]), np.zeros(x.shape[1])
+        for i in range(0, block.num_rows, _MOMENT_ROWS):
+            xc, vc = x[i:i + _MOMENT_ROWS], v[i:i + _MOMENT_ROWS]
+            sx += vc @ xc
+            sxx += vc @ (xc * xc)
+    return float(v.sum()), float((v * v).sum()), sx, sxx
 
 
 def block_sums(block: Block, weights: np.ndarray, gradient: Gradient, fraction: float, seed: int,
@@ -269,6 +284,8 @@ def _fold(block: Block, pos: np.ndarray | slice, weights: np.ndarray, gradient: 
         return None
     x = block.features[pos]
     sw = None if block.weights is None else block.weights[pos]
+    if gradient.num_sets > 1:
+        return _fold_sets(x, y, sw, weights, gradient, fit_intercept, scale)
     coef = weights[:-1] if fit_intercept else weights
     if scale is not None:
         coef = coef * scale
@@ -283,6 +300,29 @@ def _fold(block: Block, pos: np.ndarray | slice, weights: np.ndarray, gradient: 
         g = g * scale
     if fit_intercept:
         g = np.append(g, mult.sum())
+    return g, float(loss.sum()), len(y), float(len(y) if sw is None else sw.sum())
+
+
+def _fold_sets(x: Any, y: np.ndarray, sw: np.ndarray | None, weights: np.ndarray, gradient: Gradient,
+               fit_intercept: bool, scale: np.ndarray | None) -> tuple[np.ndarray, float, int, float]:
+    """:func:`_fold` for ``K`` coefficient sets: ``weights`` is the ``K x d`` matrix row by row, then
+    (``fit_intercept``) the ``K`` intercepts."""
+    k = gradient.num_sets
+    coef = (weights[:-k] if fit_intercept else weights).reshape(k, -1)
+    if scale is not None:
+        coef = coef * scale
+    margins = np.asarray(x @ coef.T)
+    if fit_intercept:
+        margins = margins + weights[-k:]
+    loss, mult = gradient.loss_and_multiplier(margins, y)
+    if sw is not None:
+        loss, mult = loss * sw, mult * sw[:, None]
+    g = np.asarray(x.T @ mult).T
+    if scale is not None:
+        g = g * scale
+    g = g.ravel()
+    if fit_intercept:
+        g = np.append(g, mult.sum(axis=0))
     return g, float(loss.sum()), len(y), float(len(y) if sw is None else sw.sum())
 
 

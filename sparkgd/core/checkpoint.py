@@ -72,21 +72,26 @@ class Checkpointer:
     def __call__(self, state: SGDState, final: bool = False) -> None:
         if state.iteration % self.interval and not final and not state.converged:
             return
-        meta = {"class": "SGDState", "iteration": state.iteration, "regVal": state.reg_val,
-                "converged": state.converged, "rowsSampled": state.rows_sampled, "fingerprint": self.fingerprint,
-                "hasPrevious": state.previous_weights is not None, "optimizerState": sorted(state.optimizer_state),
-                "averageCount": state.average_count, "noImprovement": state.no_improvement,
-                "bestValidation": state.best_validation if math.isfinite(state.best_validation) else None}
-        arrays = {"weights": state.weights, "lossHistory": np.asarray(state.loss_history, dtype=np.float64),
-                  "validationHistory": np.asarray(state.validation_history, dtype=np.float64)}
-        if state.previous_weights is not None:
-            arrays["previousWeights"] = state.previous_weights
-        if state.average is not None:
-            arrays["average"] = state.average
-        arrays.update({f"optimizer.{k}": v for k, v in state.optimizer_state.items()})
-        self.dirs.write(self.dirs.join(self.directory, f"ckpt-{state.iteration:08d}"), meta, arrays)
+        write_state(self.dirs, self.dirs.join(self.directory, f"ckpt-{state.iteration:08d}"), state, self.fingerprint)
         for old in sorted(_checkpoints(self.dirs, self.directory))[:-self.keep]:
             self.dirs.remove(self.dirs.join(self.directory, f"ckpt-{old:08d}"))
+
+
+def write_state(dirs: Any, path: str, state: SGDState, fingerprint: str, **extra: Any) -> None:
+    """``state`` as a checkpoint directory at ``path`` (whole or absent); ``extra`` goes into its metadata."""
+    meta = {"class": "SGDState", "iteration": state.iteration, "regVal": state.reg_val,
+            "converged": state.converged, "rowsSampled": state.rows_sampled, "fingerprint": fingerprint,
+            "hasPrevious": state.previous_weights is not None, "optimizerState": sorted(state.optimizer_state),
+            "averageCount": state.average_count, "noImprovement": state.no_improvement,
+            "bestValidation": state.best_validation if math.isfinite(state.best_validation) else None, **extra}
+    arrays = {"weights": state.weights, "lossHistory": np.asarray(state.loss_history, dtype=np.float64),
+              "validationHistory": np.asarray(state.validation_history, dtype=np.float64)}
+    if state.previous_weights is not None:
+        arrays["previousWeights"] = state.previous_weights
+    if state.average is not None:
+        arrays["average"] = state.average
+    arrays.update({f"optimizer.{k}": v for k, v in state.optimizer_state.items()})
+    dirs.write(path, meta, arrays)
 
 
 def _checkpoints(dirs: Any, directory: str) -> list[int]:
@@ -103,7 +108,14 @@ def latest(directory: str, fingerprint: str, dirs: Any = None) -> SGDState | Non
     found = sorted(_checkpoints(dirs, directory))
     if not found:
         return None
-    path = dirs.join(directory, f"ckpt-{found[-1]:08d}")
+    return read_state(dirs, dirs.join(directory, f"ckpt-{found[-1]:08d}"), fingerprint)[0]
+
+
+def read_state(dirs: Any, path: str, fingerprint: str) -> tuple[SGDState, dict]:
+    """The state :func:`write_state` wrote at ``path``, and its metadata.
+
+    Raises ``CheckpointMismatchError`` when it was written by a run with other settings.
+    """
     meta, arrays = dirs.read(path)
     if meta.get("fingerprint") != fingerprint:
         raise CheckpointMismatchError(f"checkpoint {path} was written by a run with other settings; "
@@ -116,4 +128,4 @@ def latest(directory: str, fingerprint: str, dirs: Any = None) -> SGDState | Non
                     average=arrays.get("average"), average_count=int(meta.get("averageCount", 0)),
                     validation_history=arrays.get("validationHistory", np.zeros(0)).tolist(),
                     best_validation=math.inf if meta.get("bestValidation") is None else float(meta["bestValidation"]),
-                    no_improvement=int(meta.get("noImprovement", 0)))
+                    no_improvement=int(meta.get("noImprovement", 0))), meta

@@ -14,9 +14,14 @@ import scipy.sparse as sp
 
 
 class Gradient:
-    """Base class: a loss of the margin ``m = x . w`` and the label ``y``."""
+    """Base class: a loss of the margin ``m = x . w`` and the label ``y``.
+
+    ``num_sets`` is the number of coefficient vectors (1; ``K`` for the multinomial loss, whose
+    weights are the ``K x d`` matrix flattened row by row and whose margins are ``n x K``).
+    """
 
     name: str = ""
+    num_sets: int = 1
 
     def loss_and_multiplier(self, margins: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-row loss ``l(m, y)`` and ``dl/dm`` (the gradient is ``dl/dm * x``)."""
@@ -96,15 +101,79 @@ class HingeGradient(Gradient):
         return np.where(active, 1.0 - sm, 0.0), np.where(active, -s, 0.0)
 
 
+class HuberGradient(Gradient):
+    r"""Huber's loss of the residual ``r = m - y``: squared near 0, absolute beyond ``epsilon``
+    (scikit-learn's ``SGDRegressor(loss="huber")``).
+
+    .. math:: l(m, y) = \begin{cases} \tfrac12 r^2 & |r| \le \epsilon \\
+                                      \epsilon |r| - \tfrac12 \epsilon^2 & |r| > \epsilon \end{cases},
+              \qquad \partial l / \partial m = \max(-\epsilon, \min(r, \epsilon))
+    """
+
+    name = "huber"
+
+    def __init__(self, epsilon: float = 1.35) -> None:
+        if not (isinstance(epsilon, (int, float)) and np.isfinite(epsilon) and epsilon > 0):
+            raise ValueError(f"param epsilon must be a finite number > 0, got {epsilon!r}")
+        self.epsilon = float(epsilon)
+
+    def loss_and_multiplier(self, margins, labels):
+        r = margins - labels
+        a = np.abs(r)
+        e = self.epsilon
+        return np.where(a <= e, 0.5 * r * r, e * a - 0.5 * e * e), np.clip(r, -e, e)
+
+    def __repr__(self) -> str:
+        return f"HuberGradient(epsilon={self.epsilon!r})"
+
+
+class MultinomialGradient(Gradient):
+    r"""Softmax cross-entropy over ``K`` classes (labels ``0 .. K-1``), Spark ML's multinomial
+    ``LogisticRegression`` without a pivot class: margins :math:`m_k = w_k \cdot x` for every class,
+
+    .. math:: l(m, y) = \log \sum_k e^{m_k} - m_y, \qquad
+              \partial l / \partial m_k = \frac{e^{m_k}}{\sum_j e^{m_j}} - [k = y]
+
+    computed with the largest margin subtracted first (no overflow).
+    """
+
+    name = "multinomial"
+
+    def __init__(self, num_classes: int) -> None:
+        if not (isinstance(num_classes, int) and num_classes >= 2):
+            raise ValueError(f"numClasses must be an integer >= 2, got {num_classes!r}")
+        self.num_sets = num_classes
+
+    def loss_and_multiplier(self, margins, labels):
+        top = margins.max(axis=1, keepdims=True)
+        e = np.exp(margins - top)
+        total = e.sum(axis=1, keepdims=True)
+        rows = np.arange(len(labels))
+        y = labels.astype(np.int64)
+        loss = np.log(total[:, 0]) + top[:, 0] - margins[rows, y]
+        mult = e / total
+        mult[rows, y] -= 1.0
+        return loss, mult
+
+    def compute(self, features, labels, weights):
+        coef = np.asarray(weights).reshape(self.num_sets, -1)
+        loss, mult = self.loss_and_multiplier(np.asarray(features @ coef.T), np.asarray(labels, dtype=np.float64))
+        return np.asarray(features.T @ mult).T.ravel(), float(loss.sum())
+
+    def __repr__(self) -> str:
+        return f"MultinomialGradient({self.num_sets})"
+
+
 GRADIENTS: dict[str, type[Gradient]] = {
     "squared": LeastSquaresGradient,
     "logistic": LogisticGradient,
     "hinge": HingeGradient,
+    "huber": HuberGradient,
 }
 
 
 def get_gradient(name: str) -> Gradient:
-    """The gradient registered under ``name`` (``squared``, ``logistic``, ``hinge``)."""
+    """The gradient registered under ``name`` (``squared``, ``logistic``, ``hinge``, ``huber``)."""
     try:
         return GRADIENTS[name]()
     except KeyError:

@@ -57,7 +57,8 @@ def job_ids_for_tag(sc: SparkContext, tag: str) -> set[int] | None:
 def persistent_rdd_ids(sc: SparkContext) -> set[int] | None:
     """Ids of the RDDs Spark holds as persisted (``JavaSparkContext.getPersistentRDDs``)."""
     try:
-        return {int(k) for k in sc._jsc.getPersistentRDDs().keySet()}
+        ids = str(sc._jsc.getPersistentRDDs().keySet().toString())  # "[3, 12]": one py4j call, not one per id
+        return {int(k) for k in ids.strip("[]").split(",") if k.strip()}
     except Exception as e:
         _unavailable("persistent RDDs", e)
         return None

@@ -117,6 +117,21 @@ class BlockedData:
             raise InputDataError(f"classification labels must be 0 or 1: found {count} invalid labels{where}, "
                              f"values {values}")
 
+    def check_class_labels(self, num_classes: int | None = None) -> int:
+        """The number of classes, ``num_classes`` or the largest label + 1; raises ``InputDataError`` when
+        a label is not a class index ``0 .. num_classes - 1`` (negative, not an integer, or too large)."""
+        where = "" if self.columns[0] == "label" else f" in {self.columns[0]}"
+        count = sum(s.class_label_count for s in self.summaries)
+        if count:
+            values = sorted({v for s in self.summaries for v in s.class_labels})[:_MAX_BAD_LABELS]
+            raise InputDataError(f"class labels must be integers 0, 1, 2, ...: found {count} invalid labels{where}, "
+                                 f"values {values}")
+        top = int(max((s.max_label for s in self.summaries), default=-1.0))
+        if num_classes is not None and top >= num_classes:
+            raise InputDataError(f"found class label {top}{where}, but numClasses is {num_classes} "
+                                 f"(labels must be 0 .. {num_classes - 1})")
+        return num_classes if num_classes is not None else top + 1
+
     def check_weights(self) -> None:
         """Raise ``InputDataError`` when a row weight is negative, or when every weight is 0 (nothing to fit)."""
         count = sum(s.negative_weight_count for s in self.summaries)

@@ -83,6 +83,8 @@ def descend(blocks: BlockedData, gradient: Gradient, updater: Updater, initial_w
     if checkpoint_dir is not None:
         extra = {} if isinstance(optimizer, SGD) and not average_from and not validation_fraction else dict(
             optimizer=repr(optimizer), average_from=average_from, validation=[validation_fraction, n_iter_no_change])
+        if hasattr(gradient, "epsilon"):  # Huber's threshold
+            extra["epsilon"] = gradient.epsilon
         fp = checkpoint.fingerprint(
             gradient=type(gradient).__name__, updater=repr(updater), step=repr(as_schedule(step_size)),
             reg=reg_param, fraction=mini_batch_fraction, tol=convergence_tol, seed=seed,

@@ -86,19 +86,30 @@ class Lost(Exception):
         self.busy = busy
 
 
+def spark_conf(sc: SparkContext) -> dict[str, str]:
+    """The application's SparkConf, read once (``getConf`` copies all of it; it cannot change while it runs)."""
+    app = sc.applicationId
+    if app not in _SPARK_CONF:
+        _SPARK_CONF[app] = dict(sc.getConf().getAll())
+    return _SPARK_CONF[app]
+
+
+_SPARK_CONF: dict[str, dict[str, str]] = {}
+
+
 def _conf(sc: SparkContext, key: str, default: str) -> str:
     from pyspark.sql import SparkSession
 
     session = SparkSession.getActiveSession()
     value = session.conf.get(key, None) if session is not None else None
-    return value if value is not None else sc.getConf().get(key, default)
+    return value if value is not None else spark_conf(sc).get(key, default)
 
 
 def off_reason(sc: SparkContext) -> str | None:
     """Why resident tasks cannot run in this application, or ``None`` when they can."""
     if _conf(sc, ENABLED, "true").lower() == "false":
         return f"{ENABLED}=false"
-    conf = sc.getConf()
+    conf = spark_conf(sc)
     if conf.get("spark.dynamicAllocation.enabled", "false").lower() == "true" and not sc.master.startswith("local"):
         return "dynamic allocation is on (tasks that hold executors would keep them from scaling down)"
     if conf.get("spark.speculation", "false").lower() == "true":
@@ -237,7 +248,7 @@ class ResidentTasks:
         self._cancelling = False
         self._root: socket.socket | None = None
         self.handed_over = False
-        conf = sc.getConf()
+        conf = spark_conf(sc)
         host = conf.get("spark.driver.host", "127.0.0.1")
         port = int(_conf(sc, PORT, "0"))
         try:

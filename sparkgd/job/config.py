@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from sparkgd.core.optimizers import OPTIMIZERS
 from sparkgd.core.schedules import SCHEDULES
@@ -20,6 +21,24 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
+
+
+REGRESSION_LOSSES = ("squared", "huber")
+
+
+def label_classes(cfg: JobConfig) -> int | None:
+    """What the labels must be: None any number, 2 labels 0/1, K class indices 0 .. K-1, 0 any class index."""
+    if cfg.loss in REGRESSION_LOSSES:
+        return None
+    return (cfg.num_classes or 0) if cfg.loss == "multinomial" else 2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Command-line errors in one line (``prog: error: ...``) and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
 
 
 class ConfigError(ValueError):
@@ -37,6 +56,8 @@ class JobConfig:
     rows: int = 100_000
     features: int = 10
     loss: str = "squared"
+    epsilon: float = 1.35
+    num_classes: int | None = None
     reg_type: str = "none"
     reg_param: float = 0.0
     iterations: int = 100
@@ -75,7 +96,7 @@ class JobConfig:
 
 CHOICES = {
     "format": ("libsvm", "csv", "parquet"),
-    "loss": ("squared", "logistic", "hinge"),
+    "loss": ("squared", "huber", "logistic", "hinge", "multinomial"),
     "reg_type": ("none", "l1", "l2"),
     "api": ("rdd", "dataframe"),
     "on_bad_rows": ("fail", "skip"),
@@ -165,10 +186,16 @@ def validate(cfg: JobConfig) -> None:
         ("momentum", 0 <= cfg.momentum < 1, "in [0, 1)"),
         ("beta1", 0 <= cfg.beta1 < 1, "in [0, 1)"),
         ("beta2", 0 <= cfg.beta2 < 1, "in [0, 1)"),
+        ("epsilon", 0 < cfg.epsilon < math.inf, "> 0"),
+        ("num_classes", cfg.num_classes is None or cfg.num_classes >= 2, ">= 2"),
     ]
     for name, ok, what in checks:
         if not ok:
             raise ConfigError(f"{option(name)} must be {what}, got {getattr(cfg, name)!r}")
+    if cfg.loss == "multinomial" and cfg.api == "rdd":
+        raise ConfigError("--loss multinomial needs --api dataframe (MLlib's SGD trainers are binary)")
+    if cfg.num_classes is not None and cfg.loss != "multinomial":
+        raise ConfigError("--num-classes applies to --loss multinomial only")
     if cfg.resume and not cfg.checkpoint_dir:
         raise ConfigError("--resume needs --checkpoint-dir")
     try:

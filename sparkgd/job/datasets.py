@@ -9,16 +9,23 @@ from pyspark import RDD, SparkContext
 from pyspark.mllib.regression import LabeledPoint
 
 
-def true_model(num_features: int, seed: int) -> tuple[np.ndarray, float]:
-    """The weights and intercept the synthetic data is drawn from."""
+def true_model(num_features: int, seed: int, num_classes: int | None = None) -> tuple[np.ndarray, float | np.ndarray]:
+    """The weights and intercept the synthetic data is drawn from; with ``num_classes``, a
+    ``num_classes x num_features`` matrix and intercept vector, each centered (sum 0 over the classes)."""
     rng = np.random.default_rng([seed, 2**31])
-    return np.round(rng.uniform(-2, 2, num_features), 2), 0.5
+    if num_classes is None:
+        return np.round(rng.uniform(-2, 2, num_features), 2), 0.5
+    w = np.round(rng.uniform(-2, 2, (num_classes, num_features)), 2)
+    b = np.round(rng.uniform(-1, 1, num_classes), 2)
+    return w - w.mean(axis=0), b - b.mean()
 
 
 def synthetic(sc: SparkContext, *, rows: int = 100_000, num_features: int = 10, partitions: int = 2,
-              seed: int = 42, loss: str = "squared", noise: float = 0.1) -> tuple[RDD, np.ndarray, float]:
-    """``LabeledPoint`` rows ``y = x . w + b + noise`` (``loss='squared'``), or 0/1 labels drawn
-    from ``P(y=1) = sigmoid(x . w + b)`` (``'logistic'``, ``'hinge'``); ``x ~ N(0, I)``.
+              seed: int = 42, loss: str = "squared", noise: float = 0.1, num_classes: int = 3
+              ) -> tuple[RDD, np.ndarray, float | np.ndarray]:
+    """``LabeledPoint`` rows ``y = x . w + b + noise`` (``loss='squared'`` or ``'huber'``), 0/1 labels
+    drawn from ``P(y=1) = sigmoid(x . w + b)`` (``'logistic'``, ``'hinge'``), or class indices drawn
+    from ``P(y=k) = softmax(W x + b)_k`` (``'multinomial'``, ``num_classes`` classes); ``x ~ N(0, I)``.
 
     Deterministic in ``seed`` and ``partitions``: partition ``p`` draws its rows from its own
     generator seeded with ``(seed, p)``.
@@ -27,15 +34,19 @@ def synthetic(sc: SparkContext, *, rows: int = 100_000, num_features: int = 10, 
     -------
     (RDD of LabeledPoint, true weights, true intercept)
     """
-    w, b = true_model(num_features, seed)
+    w, b = true_model(num_features, seed, num_classes if loss == "multinomial" else None)
     sizes = [rows // partitions + (1 if p < rows % partitions else 0) for p in range(partitions)]
 
     def gen(p: int, _: Iterator) -> Iterator[LabeledPoint]:
         rng = np.random.default_rng([seed, p])
         x = rng.standard_normal((sizes[p], num_features))
-        m = x @ w + b
-        if loss == "squared":
+        m = x @ w.T + b
+        if loss in ("squared", "huber"):
             y = m + noise * rng.standard_normal(sizes[p])
+        elif loss == "multinomial":
+            e = np.exp(m - m.max(axis=1, keepdims=True))
+            cdf = np.cumsum(e / e.sum(axis=1, keepdims=True), axis=1)
+            y = np.minimum((rng.random((sizes[p], 1)) > cdf).sum(axis=1), num_classes - 1).astype(float)
         else:
             y = (rng.random(sizes[p]) < 1.0 / (1.0 + np.exp(-m))).astype(float)
         for yi, xi in zip(y, x):

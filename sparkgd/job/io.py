@@ -23,8 +23,11 @@ class DataError(InputDataError):
     """The input data is malformed; the message names the file and line, or the column."""
 
 
-def list_files(sc: SparkContext, path: str) -> list[str]:
-    """The data files under ``path`` (a file, a directory or a glob), through Hadoop's FileSystem."""
+def list_files(sc: SparkContext, path: str | list[str]) -> list[str]:
+    """The data files under ``path`` (a file, a directory or a glob), through Hadoop's FileSystem;
+    a list is taken as the files themselves (a micro-batch's new files)."""
+    if isinstance(path, list):
+        return sorted(path)
     fs, hpath = _spark.hadoop_path(sc, path)
     statuses = fs.globStatus(hpath)
     if statuses is None or len(statuses) == 0:
@@ -68,13 +71,18 @@ def _check(parsed: RDD, on_bad_rows: str) -> tuple[RDD, dict[str, Any]]:
     return parsed.filter(lambda r: not isinstance(r, str)), {"skipped": count, "examples": bad.take(5)}
 
 
-def _bad_label(where: str, label: float, binary: bool) -> str | None:
-    if binary and label not in (0.0, 1.0):
+def _bad_label(where: str, label: float, classes: int | None) -> str | None:
+    """Why ``label`` does not fit: ``classes`` None takes any number, 2 labels 0/1, ``K`` class indices
+    ``0 .. K-1``, 0 any class index."""
+    if classes == 2 and label not in (0.0, 1.0):
         return f"{where}: label {label:g} is not 0 or 1 (classification needs 0/1 labels)"
+    if classes is not None and classes != 2 and (label < 0 or label != int(label) or 0 < classes <= label):
+        allowed = f"0 .. {classes - 1} (--num-classes {classes})" if classes else "0, 1, 2, ..."
+        return f"{where}: label {label:g} is not a class index {allowed}"
     return None
 
 
-def _parse_libsvm(rec: tuple[str, int, str], num_features: int, binary: bool = False) -> Any:
+def _parse_libsvm(rec: tuple[str, int, str], num_features: int, classes: int | None = None) -> Any:
     f, n, text = rec
     body = text.split("#", 1)[0].strip()
     if not body:
@@ -87,7 +95,7 @@ def _parse_libsvm(rec: tuple[str, int, str], num_features: int, binary: bool = F
         return f"{where}: label {parts[0]!r} is not a number"
     if not math.isfinite(label):
         return f"{where}: label is {parts[0]}"
-    if bad := _bad_label(where, label, binary):
+    if bad := _bad_label(where, label, classes):
         return bad
     idx, val = [], []
     for tok in parts[1:]:
@@ -116,10 +124,10 @@ def _parse_libsvm(rec: tuple[str, int, str], num_features: int, binary: bool = F
 
 
 def read_libsvm(sc: SparkContext, path: str, num_features: int | None = None, partitions: int | None = None,
-                on_bad_rows: str = "fail", binary: bool = False) -> tuple[RDD, list[str], dict[str, Any]]:
+                on_bad_rows: str = "fail", classes: int | None = None) -> tuple[RDD, list[str], dict[str, Any]]:
     """LIBSVM text (``label index:value ...``, 1-based increasing indices, ``#`` comments)."""
     parsed = _lines(sc, list_files(sc, path), partitions).map(
-        lambda r: _parse_libsvm(r, num_features or 0, binary))
+        lambda r: _parse_libsvm(r, num_features or 0, classes))
     parsed = parsed.filter(lambda r: r is not None)
     parsed, report = _check(parsed, on_bad_rows)
     if num_features is None:
@@ -132,7 +140,7 @@ def read_libsvm(sc: SparkContext, path: str, num_features: int | None = None, pa
 
 
 def _parse_csv(rec: tuple[str, int, str], header: list[str], label_idx: int, feat_idx: list[int],
-               binary: bool = False) -> Any:
+               classes: int | None = None) -> Any:
     f, n, text = rec
     if n == 1 or not text.strip():
         return None
@@ -152,14 +160,14 @@ def _parse_csv(rec: tuple[str, int, str], header: list[str], label_idx: int, fea
         if not math.isfinite(x):
             return f"{where}: column {header[j]!r} is {cell}"
         out.append(x)
-    if bad := _bad_label(where, out[0], binary):
+    if bad := _bad_label(where, out[0], classes):
         return bad
     return out[0], np.asarray(out[1:])
 
 
 def read_csv(sc: SparkContext, path: str, label_col: str, feature_cols: list[str] | None = None,
              partitions: int | None = None, on_bad_rows: str = "fail",
-             binary: bool = False) -> tuple[RDD, list[str], dict[str, Any]]:
+             classes: int | None = None) -> tuple[RDD, list[str], dict[str, Any]]:
     """CSV with a header line in every file; features are ``feature_cols`` or all other columns."""
     files = list_files(sc, path)
     first = sc.textFile(files[0]).take(2)
@@ -179,7 +187,7 @@ def read_csv(sc: SparkContext, path: str, label_col: str, feature_cols: list[str
     def parse(rec):
         if rec[1] == 1 and [h.strip() for h in rec[2].split(",")] != header:
             return f"{rec[0]}:1: header differs from {files[0]}'s"
-        return _parse_csv(rec, header, label_idx, feat_idx, binary)
+        return _parse_csv(rec, header, label_idx, feat_idx, classes)
 
     parsed = _lines(sc, files, partitions).map(parse).filter(lambda r: r is not None)
     parsed, report = _check(parsed, on_bad_rows)
@@ -190,13 +198,13 @@ def read_csv(sc: SparkContext, path: str, label_col: str, feature_cols: list[str
 
 def read_parquet(spark: SparkSession, path: str, label_col: str, feature_cols: list[str] | None = None,
                  partitions: int | None = None, on_bad_rows: str = "fail",
-                 binary: bool = False) -> tuple[RDD, list[str], dict[str, Any]]:
+                 classes: int | None = None) -> tuple[RDD, list[str], dict[str, Any]]:
     """Parquet with a numeric label column and numeric feature columns (or one vector column)."""
     from pyspark.ml.linalg import VectorUDT
     from pyspark.sql.types import NumericType
 
     try:
-        df = spark.read.parquet(path)
+        df = spark.read.parquet(*(path if isinstance(path, list) else [path]))
     except Exception as e:  # AnalysisException: path missing or not Parquet
         raise DataError(f"cannot read Parquet input {path!r}: {str(e).splitlines()[0]}") from None
     types = {f.name: f.dataType for f in df.schema.fields}
@@ -222,7 +230,7 @@ def read_parquet(spark: SparkSession, path: str, label_col: str, feature_cols: l
             if not np.isfinite(np.asarray(arr, dtype=float)).all():
                 return f"{path}: row {i + 1}: column {c!r} is NaN or infinite"
             vals.extend(arr)
-        if bad := _bad_label(f"{path}: row {i + 1}: column {label_col!r}", float(vals[0]), binary):
+        if bad := _bad_label(f"{path}: row {i + 1}: column {label_col!r}", float(vals[0]), classes):
             return bad
         return float(vals[0]), np.asarray(vals[1:], dtype=np.float64)
 
@@ -233,16 +241,18 @@ def read_parquet(spark: SparkSession, path: str, label_col: str, feature_cols: l
     return parsed, names, report
 
 
-def read(spark: SparkSession, fmt: str, path: str, *, label_col: str = "label",
+def read(spark: SparkSession, fmt: str, path: str | list[str], *, label_col: str = "label",
          feature_cols: list[str] | None = None, partitions: int | None = None,
-         on_bad_rows: str = "fail", binary: bool = False) -> tuple[RDD, list[str], dict[str, Any]]:
-    """Dispatch on ``fmt`` (``libsvm``, ``csv``, ``parquet``); ``binary`` requires 0/1 labels."""
+         on_bad_rows: str = "fail", classes: int | None = None,
+         num_features: int | None = None) -> tuple[RDD, list[str], dict[str, Any]]:
+    """Dispatch on ``fmt`` (``libsvm``, ``csv``, ``parquet``); ``classes`` checks the labels (see ``_bad_label``);
+    ``num_features`` fixes LIBSVM's width (else the largest index read)."""
     if fmt == "libsvm":
-        out = read_libsvm(spark.sparkContext, path, None, partitions, on_bad_rows, binary)
+        out = read_libsvm(spark.sparkContext, path, num_features, partitions, on_bad_rows, classes)
     elif fmt == "csv":
-        out = read_csv(spark.sparkContext, path, label_col, feature_cols, partitions, on_bad_rows, binary)
+        out = read_csv(spark.sparkContext, path, label_col, feature_cols, partitions, on_bad_rows, classes)
     elif fmt == "parquet":
-        out = read_parquet(spark, path, label_col, feature_cols, partitions, on_bad_rows, binary)
+        out = read_parquet(spark, path, label_col, feature_cols, partitions, on_bad_rows, classes)
     else:
         raise ValueError(f"format must be libsvm, csv or parquet, got {fmt!r}")
     return out

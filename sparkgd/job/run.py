@@ -17,12 +17,12 @@ from pyspark import RDD
 from pyspark.sql import SparkSession
 
 from sparkgd import __version__
-from sparkgd.core.gradients import get_gradient
+from sparkgd.core.gradients import HuberGradient, get_gradient
 from sparkgd.core.optimizers import Optimizer, make_optimizer
 from sparkgd.core.schedules import Schedule, as_schedule, make_schedule
 from sparkgd.core.state import SGDState
 from sparkgd.job import io
-from sparkgd.job.config import JobConfig
+from sparkgd.job.config import REGRESSION_LOSSES, JobConfig, label_classes
 from sparkgd.job.datasets import synthetic
 
 log = logging.getLogger("sparkgd.job")
@@ -38,12 +38,13 @@ def load(spark: SparkSession, cfg: JobConfig) -> tuple[RDD, list[str], dict[str,
     """Rows ``(label, features)``, feature names, the bad-row report, and the true model if synthetic."""
     if cfg.input is None:
         rows, w, b = synthetic(spark.sparkContext, rows=cfg.rows, num_features=cfg.features,
-                               partitions=cfg.partitions or 2, seed=cfg.seed, loss=cfg.loss)
+                               partitions=cfg.partitions or 2, seed=cfg.seed, loss=cfg.loss,
+                               num_classes=cfg.num_classes or 3)
         return rows, [f"x{j}" for j in range(cfg.features)], {"skipped": 0, "examples": []}, \
-            {"weights": w.tolist(), "intercept": b}
+            {"weights": w.tolist(), "intercept": b.tolist() if isinstance(b, np.ndarray) else b}
     rows, names, report = io.read(spark, cfg.format, cfg.input, label_col=cfg.label_col,
                                   feature_cols=cfg.feature_cols, partitions=cfg.partitions,
-                                  on_bad_rows=cfg.on_bad_rows, binary=cfg.loss != "squared")
+                                  on_bad_rows=cfg.on_bad_rows, classes=label_classes(cfg))
     if cfg.partitions and rows.getNumPartitions() != cfg.partitions:
         rows = repartition_in_order(rows, cfg.partitions)
     return rows, names, report, None
@@ -110,22 +111,31 @@ def train(data: RDD, cfg: JobConfig, progress: Progress) -> Any:
     if cfg.api == "rdd":
         from sparkgd import rdd as api
 
-        model_class = {"squared": api.LinearRegressionModel, "logistic": api.LogisticRegressionModel,
-                       "hinge": api.SVMModel}[cfg.loss]
-        return api._train(model_class, data, get_gradient(cfg.loss), None if cfg.reg_type == "none"
+        model_class = {"squared": api.LinearRegressionModel, "huber": api.LinearRegressionModel,
+                       "logistic": api.LogisticRegressionModel, "hinge": api.SVMModel}[cfg.loss]
+        gradient = HuberGradient(cfg.epsilon) if cfg.loss == "huber" else get_gradient(cfg.loss)
+        return api._train(model_class, data, gradient, None if cfg.reg_type == "none"
                           else cfg.reg_type, iterations=cfg.iterations, step=cfg.step_size,
                           miniBatchFraction=cfg.mini_batch_fraction, initialWeights=None, regParam=cfg.reg_param,
                           intercept=cfg.intercept, validateData=True, convergenceTol=cfg.convergence_tol,
-                          binary=cfg.loss != "squared", callback=progress, checkpointDir=cfg.checkpoint_dir,
+                          binary=cfg.loss not in REGRESSION_LOSSES, callback=progress, checkpointDir=cfg.checkpoint_dir,
                           checkpointInterval=cfg.checkpoint_interval, resume=cfg.resume, seed=cfg.seed,
                           aggregationDepth=cfg.aggregation_depth, optimizer=optimizer_of(cfg),
                           schedule=schedule_of(cfg), averageFrom=cfg.average_from,
                           validationFraction=cfg.validation_fraction, nIterNoChange=cfg.n_iter_no_change)
-    from pyspark.ml.linalg import Vectors
+    est = estimator_of(cfg)
+    if cfg.checkpoint_dir:
+        est.setCheckpointDir(cfg.checkpoint_dir).setCheckpointInterval(cfg.checkpoint_interval).setResume(cfg.resume)
+    est._callback = progress
+    return est.fit(frame_of(SparkSession.builder.getOrCreate(), data, cfg))
 
+
+def estimator_of(cfg: JobConfig) -> Any:
+    """The DataFrame API's estimator for the configuration."""
     from sparkgd import ml
 
-    est_class = {"squared": ml.SGDLinearRegression, "logistic": ml.SGDLogisticRegression,
+    est_class = {"squared": ml.SGDLinearRegression, "huber": ml.SGDLinearRegression,
+                 "logistic": ml.SGDLogisticRegression, "multinomial": ml.SGDLogisticRegression,
                  "hinge": ml.SGDLinearSVC}[cfg.loss]
     est = est_class(maxIter=cfg.iterations, stepSize=cfg.step_size, miniBatchFraction=cfg.mini_batch_fraction,
                     regParam=cfg.reg_param, elasticNetParam=1.0 if cfg.reg_type == "l1" else 0.0,
@@ -134,15 +144,25 @@ def train(data: RDD, cfg: JobConfig, progress: Progress) -> Any:
                     stepSchedule=cfg.schedule, momentum=cfg.momentum, beta1=cfg.beta1, beta2=cfg.beta2,
                     averageFrom=cfg.average_from, validationFraction=cfg.validation_fraction,
                     nIterNoChange=cfg.n_iter_no_change)
+    if cfg.loss == "huber":
+        est.setLoss("huber").setEpsilon(cfg.epsilon)
+    if cfg.loss in ("logistic", "multinomial"):
+        est.setFamily("binomial" if cfg.loss == "logistic" else "multinomial")
     if cfg.reg_type == "none":
         est.setRegParam(0.0)
-    if cfg.checkpoint_dir:
-        est.setCheckpointDir(cfg.checkpoint_dir).setCheckpointInterval(cfg.checkpoint_interval).setResume(cfg.resume)
-    est._callback = progress
-    spark = SparkSession.builder.getOrCreate()
-    df = spark.createDataFrame(data.map(lambda r: (float(_label(r)), _ml_vector(r, Vectors))),
-                               ["label", "features"])
-    return est.fit(df)
+    return est
+
+
+def frame_of(spark: SparkSession, data: RDD, cfg: JobConfig) -> Any:
+    """Rows ``(label, features)`` as a DataFrame (``label``, ``features``); with ``cfg.num_classes`` the label
+    column declares that many classes, as ``StringIndexer``'s does."""
+    from pyspark.ml.linalg import Vectors
+
+    df = spark.createDataFrame(data.map(lambda r: (float(_label(r)), _ml_vector(r, Vectors))), ["label", "features"])
+    if cfg.num_classes:
+        meta = {"ml_attr": {"type": "nominal", "vals": [str(k) for k in range(cfg.num_classes)]}}
+        df = df.withColumn("label", df["label"].alias("label", metadata=meta))
+    return df
 
 
 def _label(r: Any) -> float:
@@ -161,7 +181,10 @@ def _dense(r: Any) -> np.ndarray:
     return f.toArray() if hasattr(f, "toArray") else np.asarray(f, dtype=np.float64)
 
 
-def weights_of(model: Any) -> tuple[np.ndarray, float]:
+def weights_of(model: Any) -> tuple[np.ndarray, float | np.ndarray]:
+    """``(weights, intercept)``; for a multinomial model ``(K x d matrix, K intercepts)``."""
+    if getattr(model, "isMultinomial", False):
+        return model.coefficientMatrix.toArray(), model.interceptVector.toArray()
     if hasattr(model, "coefficients"):
         return model.coefficients.toArray(), float(model.intercept)
     return model.weights.toArray(), float(model.intercept)
@@ -179,9 +202,11 @@ def evaluate(rows: RDD, weights: np.ndarray, intercept: float, loss: str) -> dic
             m = float(np.dot(_dense(r), w)) + b
         return float(_label(r)), m
 
+    if loss == "multinomial":
+        return _evaluate_classes(rows, w, b)
     pairs = rows.map(margin).cache()
     try:
-        if loss == "squared":
+        if loss in REGRESSION_LOSSES:
             n, se, ae, sy, syy = pairs.map(lambda p: (1, (p[0] - p[1]) ** 2, abs(p[0] - p[1]), p[0], p[0] ** 2)) \
                 .fold((0, 0.0, 0.0, 0.0, 0.0), lambda a, c: tuple(x + y for x, y in zip(a, c)))
             ss_tot = syy - sy * sy / n if n else 0.0
@@ -201,6 +226,24 @@ def evaluate(rows: RDD, weights: np.ndarray, intercept: float, loss: str) -> dic
         return out
     finally:
         pairs.unpersist()
+
+
+def _evaluate_classes(rows: RDD, w: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """Accuracy and mean log loss (cross-entropy) of a multinomial model."""
+
+    def point(r: Any) -> tuple[int, int, float]:
+        f = r.features if hasattr(r, "features") else r[1]
+        if hasattr(f, "indices"):
+            m = w[:, np.asarray(f.indices, dtype=np.int64)] @ np.asarray(f.values) + b
+        else:
+            m = w @ _dense(r) + b
+        y = int(_label(r))
+        top = float(m.max())
+        lse = top + math.log(float(np.exp(m - top).sum()))
+        return 1, int(int(np.argmax(m)) == y), lse - float(m[y]) if 0 <= y < len(m) else math.inf
+
+    n, ok, ll = rows.map(point).fold((0, 0, 0.0), lambda a, c: tuple(x + y for x, y in zip(a, c)))
+    return {"rows": n, "accuracy": ok / n if n else math.nan, "log_loss": ll / n if n else math.nan}
 
 
 def run(spark: SparkSession, cfg: JobConfig) -> JobResult:
@@ -226,13 +269,14 @@ def run(spark: SparkSession, cfg: JobConfig) -> JobResult:
         "config": cfg.as_dict(),
         "features": names,
         "weights": w.tolist(),
-        "intercept": b,
+        "intercept": b.tolist() if isinstance(b, np.ndarray) else b,
         "bad_rows": report,
         "versions": {"sparkgd": __version__, "spark": spark.version},
     }
     if truth is not None:
         metrics["true_model"] = truth
-        metrics["weight_error_max"] = float(np.max(np.abs(w - np.asarray(truth["weights"]))))
+        centered = w - w.mean(axis=0) if w.ndim == 2 else w  # softmax is shift invariant: compare the centered
+        metrics["weight_error_max"] = float(np.max(np.abs(centered - np.asarray(truth["weights"]))))
     rows.unpersist()
     train_rows.unpersist()
     return JobResult(model, metrics, history)
@@ -270,7 +314,9 @@ def save(result: JobResult, output: str, sc: Any) -> None:
         log.warning("loss.png not written: %s (pip install 'sparkgd[job]')", e)
         return
     cfg = result.metrics["config"]
-    ylabel = {"squared": "loss: mean of (prediction - label)^2 / 2", "logistic": "loss: mean log loss (nats)",
+    ylabel = {"squared": "loss: mean of (prediction - label)^2 / 2",
+              "huber": f"loss: mean Huber loss (epsilon {cfg['epsilon']})",
+              "multinomial": "loss: mean cross-entropy (nats)", "logistic": "loss: mean log loss (nats)",
               "hinge": "loss: mean hinge loss"}[cfg["loss"]]
     plot_loss(result.loss_history, os.path.join(output, "loss.png"), ylabel=ylabel,
               title=f"sparkgd training loss ({cfg['loss']}, {cfg['api']} API, "

@@ -7,8 +7,9 @@ from sparkgd.ml.classification import (
     SGDLogisticRegressionModel,
 )
 from sparkgd.ml.regression import SGDLinearRegression, SGDLinearRegressionModel
+from sparkgd.ml.streaming import StreamingSGD
 
 __all__ = [
     "SGDLinearRegression", "SGDLinearRegressionModel", "SGDLinearSVC", "SGDLinearSVCModel",
-    "SGDLogisticRegression", "SGDLogisticRegressionModel",
+    "SGDLogisticRegression", "SGDLogisticRegressionModel", "StreamingSGD",
 ]

@@ -18,7 +18,7 @@ import uuid
 from typing import Any
 
 import numpy as np
-from pyspark.ml.linalg import DenseVector, Vector, VectorUDT
+from pyspark.ml.linalg import DenseMatrix, DenseVector, MatrixUDT, Vector, VectorUDT
 from pyspark.ml.util import (
     DefaultParamsReader,
     DefaultParamsWriter,
@@ -61,6 +61,17 @@ class _SGDEstimator:
     _gradient: Gradient
     _binary: bool = False
 
+    def _training_gradient(self, blocks: BlockedData, dataset: DataFrame) -> Gradient:
+        """The loss to train with, once the labels are checked for it."""
+        if self._binary:
+            blocks.check_binary_labels()
+        return self._gradient
+
+    def _make_model(self, w: np.ndarray, k: int, d: int, fit_intercept: bool, scale: np.ndarray | None) -> Any:
+        """The model of the trained weights (on the standardized scale when ``scale`` is given)."""
+        coef = w[:d] if scale is None else w[:d] * scale
+        return self._model_class(coefficients=DenseVector(coef), intercept=float(w[d]) if fit_intercept else 0.0)
+
     def _fit(self, dataset: DataFrame) -> Any:
         self._check_ranges()
         label, feats = self.getLabelCol(), self.getFeaturesCol()
@@ -84,23 +95,31 @@ class _SGDEstimator:
             d = blocks.num_features
             if d is None:
                 raise ValueError("the training DataFrame has no rows")
-            if self._binary:
-                blocks.check_binary_labels()
+            gradient = self._training_gradient(blocks, dataset)
             blocks.check_weights()
             scale = None
             if self.getStandardization():
                 std = feature_std(blocks)
                 scale = np.where(std > 0, 1.0 / np.where(std > 0, std, 1.0), 0.0)
             fit_intercept = self.getFitIntercept()
-            w0 = np.zeros(d + fit_intercept)
+            k = gradient.num_sets
+            w0 = np.zeros(k * (d + fit_intercept))
             penalized = None
             if fit_intercept:
-                w0[-1] = 1.0
-                penalized = np.arange(d + 1) < d
+                if k == 1:
+                    w0[-1] = 1.0  # as MLlib; K intercepts start at 0
+                penalized = np.arange(len(w0)) < k * d
             g = self.getOrDefault
+            updater, optimizer, iterations = ElasticNetUpdater(self.getElasticNetParam()), self._optimizer(), g(
+                self.maxIter)
+            state, online = None, getattr(self, "_online", None)
+            if online is not None:  # sparkgd.ml.streaming: go on from the previous micro-batch's state
+                state = online.start(w0, updater.regularization(w0, self.getRegParam(), penalized),
+                                     optimizer.init(w0), (k, d))
+                iterations += state.iteration
             result = descend(
-                blocks, self._gradient, ElasticNetUpdater(self.getElasticNetParam()), w0, optimizer=self._optimizer(),
-                step_size=self._schedule(), num_iterations=self.getMaxIter(), reg_param=self.getRegParam(),
+                blocks, gradient, updater, w0, optimizer=optimizer, state=state,
+                step_size=self._schedule(), num_iterations=iterations, reg_param=self.getRegParam(),
                 average_from=g(self.averageFrom), validation_fraction=g(self.validationFraction),
                 n_iter_no_change=g(self.nIterNoChange),
                 mini_batch_fraction=self.getMiniBatchFraction(), convergence_tol=self.getTol(),
@@ -108,9 +127,7 @@ class _SGDEstimator:
                 scale=scale, penalized=penalized, callback=getattr(self, "_callback", None),
                 checkpoint_dir=self.getOrDefault(self.checkpointDir) if self.isDefined(self.checkpointDir) else None,
                 checkpoint_interval=self.getCheckpointInterval(), resume=self.getOrDefault(self.resume))
-        w = result.weights
-        coef = w[:d] if scale is None else w[:d] * scale
-        model = self._model_class(coefficients=DenseVector(coef), intercept=float(w[d]) if fit_intercept else 0.0)
+        model = self._make_model(result.weights, k, d, fit_intercept, scale)
         self._copyValues(model)
         model._training = (list(result.loss_history), result.num_iterations, dataset)
         return model
@@ -126,6 +143,8 @@ class _SGDModel(MLWritable, MLReadable):
         self._coefficients = DenseVector(np.asarray(coefficients.toArray() if coefficients is not None else [],
                                                     dtype=np.float64))
         self._intercept = float(intercept)
+        self._matrix: np.ndarray | None = None  # multinomial: K x d coefficients and K intercepts
+        self._intercepts: np.ndarray | None = None
         self._training: tuple[list[float], int, DataFrame | None] | None = None
 
     @property
@@ -139,7 +158,7 @@ class _SGDModel(MLWritable, MLReadable):
 
     @property
     def numFeatures(self) -> int:
-        return len(self._coefficients)
+        return len(self._coefficients) if self._matrix is None else self._matrix.shape[1]
 
     def _margin(self, value: Vector) -> float:
         return float(value.dot(self._coefficients)) + self._intercept
@@ -188,6 +207,7 @@ class _SGDModel(MLWritable, MLReadable):
     def copy(self, extra: dict | None = None):
         that = super().copy(extra)
         that._coefficients, that._intercept = self._coefficients, self._intercept
+        that._matrix, that._intercepts = self._matrix, self._intercepts
         that._training = self._training
         return that
 
@@ -206,6 +226,8 @@ _DATA_SCHEMA = StructType([
     StructField("intercept", DoubleType(), False),
     StructField("coefficients", VectorUDT(), False),
     StructField("objectiveHistory", ArrayType(DoubleType()), False),
+    StructField("coefficientMatrix", MatrixUDT(), True),  # multinomial models only (then coefficients is empty)
+    StructField("interceptVector", VectorUDT(), True),
 ])
 
 
@@ -249,7 +271,10 @@ class _SGDModelWriter(MLWriter):
         DefaultParamsWriter.saveMetadata(m, path, self.sc, extraMetadata={
             "sparkgdFormatVersion": FORMAT_VERSION, "numFeatures": m.numFeatures, "totalIterations": iters})
         spark = self.sparkSession
-        row = (m.intercept, m.coefficients, [float(v) for v in history])
+        row = (m._intercept, m._coefficients, [float(v) for v in history], None, None)
+        if m._matrix is not None:
+            k, d = m._matrix.shape
+            row = row[:3] + (DenseMatrix(k, d, m._matrix.ravel(order="F").tolist()), DenseVector(m._intercepts))
         spark.createDataFrame([row], _DATA_SCHEMA).coalesce(1).write.parquet(os.path.join(path, "data"))
 
 
@@ -284,10 +309,18 @@ class _SGDModelReader(MLReader):
         rows = self.sparkSession.read.schema(_DATA_SCHEMA).parquet(os.path.join(path, "data")).collect()
         if len(rows) != 1 or rows[0]["coefficients"] is None:
             raise ModelFormatError(f"{path}/data: expected one row of model data, found {len(rows)}")
-        coef = rows[0]["coefficients"]
-        if coef.size != meta.get("numFeatures") or not np.isfinite(coef.toArray()).all():
+        coef, matrix = rows[0]["coefficients"], rows[0]["coefficientMatrix"]
+        if matrix is not None:
+            intercepts = rows[0]["interceptVector"]
+            if (matrix.numCols != meta.get("numFeatures") or intercepts is None or intercepts.size != matrix.numRows
+                    or not np.isfinite(matrix.toArray()).all() or not hasattr(self.cls, "_multinomial")):
+                raise ModelFormatError(f"{path}/data: a {matrix.numRows} x {matrix.numCols} coefficient matrix does "
+                                       f"not fit its intercepts or the metadata's {meta.get('numFeatures')} features")
+            model = self.cls._multinomial(matrix.toArray(), intercepts.toArray())
+        elif coef.size != meta.get("numFeatures") or not np.isfinite(coef.toArray()).all():
             raise ModelFormatError(f"{path}/data: {coef.size} coefficients, metadata says {meta.get('numFeatures')}")
-        model = self.cls(coefficients=DenseVector(coef.toArray()), intercept=rows[0]["intercept"])
+        else:
+            model = self.cls(coefficients=DenseVector(coef.toArray()), intercept=rows[0]["intercept"])
         DefaultParamsReader.getAndSetParams(model, meta)
         model._resetUid(meta["uid"])
         model._training = (list(rows[0]["objectiveHistory"]), int(meta.get("totalIterations", 0)), None)

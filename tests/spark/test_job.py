@@ -139,7 +139,8 @@ def test_optimizer_options_and_their_config_keys_reach_the_training(spark, train
 @pytest.mark.parametrize("argv,message", [
     (["--mini-batch-fraction", "2"], "--mini-batch-fraction must be in (0, 1]"),
     (["--iterations", "-1"], "--iterations must be >= 0"),
-    (["--loss", "huber"], "argument --loss: invalid choice"),
+    (["--loss", "cauchy"], "argument --loss: invalid choice"),
+    (["--loss", "huber", "--epsilon", "0"], "--epsilon must be > 0"),
     (["--standardize"], "--standardize needs --api dataframe"),
     (["--config", "/nonexistent.toml"], "--config: file '/nonexistent.toml' does not exist"),
     (["--optimizer", "lbfgs"], "--optimizer lbfgs needs full batches: --mini-batch-fraction must be 1.0"),

@@ -217,7 +217,7 @@ def test_nan_features_labels_and_negative_weights(spark):
         SGDLinearRegression(labelCol="y", featuresCol="x").fit(df)
     labels = spark.createDataFrame([(2.0, Vectors.dense([1.0])), (0.0, Vectors.dense([1.0]))], ["label", "features"])
     with pytest.raises(ValueError, match=r"found 1 invalid labels in column 'label', values \[2.0\]"):
-        SGDLogisticRegression().fit(labels)
+        SGDLogisticRegression(family="binomial").fit(labels)
     neg = spark.createDataFrame([(1.0, Vectors.dense([1.0]), -1.0)], ["label", "features", "w"])
     with pytest.raises(ValueError, match="column 'w' has 1 negative weights"):
         SGDLinearRegression(weightCol="w").fit(neg)

@@ -12,7 +12,7 @@ from pyspark import InheritableThread
 from sparkgd import LeastSquaresGradient, LogisticGradient, SimpleUpdater, SquaredL2Updater, run_minibatch_sgd
 from sparkgd.core.block import comb
 from sparkgd.core.tree import CombineTree
-from sparkgd.engine import aggregation
+from sparkgd.engine import aggregation, resident
 from sparkgd.engine.aggregation import IterationSums
 from sparkgd.engine.blocks import BlockedData
 from sparkgd.engine.channel import connect_handshake
@@ -243,36 +243,18 @@ def test_connections_without_the_secret_are_refused_and_training_goes_on(sc, spa
     assert attempts and "does not know the secret" in caplog.text
 
 
-def test_a_driver_address_it_cannot_listen_on_leaves_one_job_per_iteration(sc, small_blocks):
-    class Conf:
-        def get(self, key, default=None):
-            return "no-such-host.invalid" if key in ("spark.driver.host", "spark.driver.bindAddress") else default
-
-    class Context:
-        def getConf(self):
-            return Conf()
-
+def test_a_driver_address_it_cannot_listen_on_leaves_one_job_per_iteration(sc, small_blocks, monkeypatch):
+    monkeypatch.setattr(resident, "spark_conf", lambda _: {"spark.driver.host": "no-such-host.invalid",
+                                                           "spark.driver.bindAddress": "no-such-host.invalid"})
     with pytest.raises(Lost, match="cannot listen"):
-        ResidentTasks(Context(), small_blocks.rdd, 1, 2, KW, 5)
+        ResidentTasks(sc, small_blocks.rdd, 1, 2, KW, 5)
 
 
-def test_executors_that_cannot_reach_the_driver_leave_one_job_per_iteration(sc, small_blocks):
-    class Conf:  # tasks are told to connect to 127.0.0.2, where nothing listens
-        def __init__(self, conf):
-            self.conf = conf
-
-        def get(self, key, default=None):
-            return {"spark.driver.host": "127.0.0.2", "spark.driver.bindAddress": "127.0.0.1"}.get(
-                key, self.conf.get(key, default))
-
-    class Context:
-        def __getattr__(self, name):
-            return getattr(sc, name)
-
-        def getConf(self):
-            return Conf(sc.getConf())
-
+def test_executors_that_cannot_reach_the_driver_leave_one_job_per_iteration(sc, small_blocks, monkeypatch):
+    conf = dict(sc.getConf().getAll())  # tasks are told to connect to 127.0.0.2, where nothing listens
+    monkeypatch.setattr(resident, "spark_conf", lambda _: conf | {"spark.driver.host": "127.0.0.2",
+                                                                  "spark.driver.bindAddress": "127.0.0.1"})
     began = time.monotonic()
     with pytest.raises(Lost, match="ended before its tasks connected"):
-        ResidentTasks(Context(), small_blocks.rdd, 2, 2, KW, 5)
+        ResidentTasks(sc, small_blocks.rdd, 2, 2, KW, 5)
     assert time.monotonic() - began < 15

@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 from pyspark.ml.linalg import DenseMatrix, DenseVector, MatrixUDT, Vector, VectorUDT
 from pyspark.ml.util import (
+    DefaultParamsReadable,
     DefaultParamsReader,
+    DefaultParamsWritable,
     DefaultParamsWriter,
     MLReadable,
     MLReader,
@@ -55,8 +57,9 @@ def check_column(dataset: DataFrame, name: str, param: str, kind: str) -> None:
         raise ValueError(f"{param} column {name!r} must be numeric, got {dt.simpleString()}")
 
 
-class _SGDEstimator:
-    """Mixin for the estimators: ``_fit`` trains on the engine."""
+class _SGDEstimator(DefaultParamsWritable, DefaultParamsReadable):
+    """Mixin for the estimators: ``_fit`` trains on the engine; the params save and load as Spark ML's
+    (``DefaultParamsWritable``), so unfitted Pipelines, CrossValidators and OneVsRest models save too."""
 
     _gradient: Gradient
     _binary: bool = False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from pyspark.ml import Pipeline, PipelineModel
-from pyspark.ml.classification import LogisticRegression, OneVsRest
+from pyspark.ml.classification import LogisticRegression, OneVsRest, OneVsRestModel
 from pyspark.ml.evaluation import MulticlassClassificationEvaluator
 from pyspark.ml.feature import StringIndexer, VectorAssembler
 from pyspark.ml.linalg import Vectors
@@ -156,6 +156,14 @@ def test_one_vs_rest_with_linear_svms(spark, tmp_path):
     assert MulticlassClassificationEvaluator(metricName="accuracy").evaluate(pred) > 0.7
     margins = np.array([[m.predictRaw(Vectors.dense(r)).toArray()[1] for m in ovr.models] for r in x[:20]])
     assert [r.prediction for r in pred.limit(20).collect()] == list(np.argmax(margins, axis=1).astype(float))
+    ovr.write().save(str(tmp_path / "ovr"))  # the estimator's params save too (DefaultParamsWritable)
+    loaded = OneVsRestModel.load(str(tmp_path / "ovr"))
+    assert loaded.transform(df).select("prediction").collect() == pred.select("prediction").collect()
+    assert loaded.getClassifier().getRegParam() == 0.01 and loaded.getClassifier().getMaxIter() == 60
+    est = SGDLogisticRegression(family="multinomial", optimizer="adam", maxIter=7)
+    est.save(str(tmp_path / "est"))
+    again = SGDLogisticRegression.load(str(tmp_path / "est"))
+    assert (again.getFamily(), again.getOptimizer(), again.getMaxIter()) == ("multinomial", "adam", 7)
 
 
 def test_the_job_trains_multinomial_models(spark, tmp_path):

@@ -187,3 +187,28 @@ def test_the_jobs_bad_input_and_options(spark, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         job.main(["--input", str(src)], spark=spark)
     assert e.value.code == 2 and "the following arguments are required: --state-dir" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_the_job_reads_csv_and_parquet_files_as_they_arrive(spark, tmp_path, fmt):
+    rng = np.random.default_rng(2)
+    src = tmp_path / "in"
+    src.mkdir()
+    for b in range(2):
+        x = rng.standard_normal((30, 3))
+        y = x @ W + 0.3
+        if fmt == "csv":
+            rows = "\n".join(",".join(f"{v:.6f}" for v in (*x[i], y[i])) for i in range(30))
+            (src / f"b{b}.csv").write_text("a,b,c,label\n" + rows + "\n")
+        else:
+            spark.createDataFrame([(*map(float, x[i]), float(y[i])) for i in range(30)], ["a", "b", "c", "label"]) \
+                .coalesce(1).write.parquet(str(src / f"b{b}"))
+    out = tmp_path / "out"
+    argv = ["--input", str(src) if fmt == "csv" else str(src / "*"), "--format", fmt, "--state-dir",
+            str(tmp_path / "s"), "--output", str(out), "--iterations", "30", "--optimizer", "lbfgs",
+            "--mini-batch-fraction", "1.0", "--available-now"]
+    assert load_job("train_stream").main(argv, spark=spark) == 0
+    lines = [json.loads(s) for s in open(out / "metrics.jsonl")]
+    assert [ln["batchId"] for ln in lines] == [0, 1]
+    model = SGDLinearRegressionModel.load(str(out / "model"))
+    np.testing.assert_allclose(model.coefficients.toArray(), W, atol=1e-4)

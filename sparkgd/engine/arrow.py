@@ -48,6 +48,11 @@ def build_block_from_batches(partition: int, batches: Iterable[bytes], columns: 
     arrow_schema = pa.ipc.read_schema(pa.py_buffer(schema))
     table = pa.Table.from_batches(
         [pa.ipc.read_record_batch(pa.py_buffer(b), arrow_schema) for b in batches], arrow_schema)
+    return block_from_table(partition, table, columns)
+
+
+def block_from_table(partition: int, table: pa.Table, columns: tuple[str, str, str]) -> Block:
+    """A :class:`Block` from a table of ``(label double, features vector[, weight double])``."""
     n = table.num_rows
     nulls = [_first(np.asarray(c.is_null())) if n else None for c in table.columns]
     bad = [(row, role) for role, row in enumerate(nulls) if row is not None]

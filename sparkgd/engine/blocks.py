@@ -41,46 +41,14 @@ def _blocks_of(partition: int, rows: Iterator[Any], *, columns: tuple[str, str, 
     yield block
 
 
-class BlockedData:
-    """Blocks (one per partition) cached by Spark, and what is known about them.
+class BlockFacts:
+    """What the driver knows of the blocks: one :class:`BlockSummary` per partition, and the checks on them.
 
-    Parameters
-    ----------
-    data : RDD
-        Rows as :func:`~sparkgd.core.block.build_block` reads them (or what ``build`` reads).
-    storage_level : StorageLevel
-        How Spark keeps the blocks; the input's own level when it is cached (MEMORY_AND_DISK
-        otherwise, so an evicted block is spilled rather than rebuilt from the input).
-    columns : tuple of str
-        The label, features and weight as named in error messages.
-    moments : bool
-        Also collect the per-feature sums :func:`feature_std` needs (standardization).
-    build : callable, optional
-        ``build(partition, items, columns) -> Block``; :func:`~sparkgd.core.block.build_block`
-        by default, :func:`sparkgd.engine.arrow.build_block_from_batches` for Arrow batches.
+    ``columns`` names the label, features and weight in messages.
     """
 
-    def __init__(self, data: RDD, storage_level: StorageLevel | None = None,
-                 columns: tuple[str, str, str] = _ROLES, moments: bool = False,
-                 build: Callable[[int, Iterable[Any], tuple[str, str, str]], Block] | None = None) -> None:
-        self.columns = columns
-        sc = data.context
-        found = sc.accumulator([], _Collect())
-        self.builds = sc.accumulator(0)  # block builds, rebuilds included (tests count them)
-        if storage_level is None:
-            storage_level = data.getStorageLevel() if data.is_cached else StorageLevel.MEMORY_AND_DISK
-        self.rdd: RDD = data.mapPartitionsWithIndex(functools.partial(
-            _blocks_of, columns=columns, build=build or build_block, summaries=found, builds=self.builds,
-            moments=moments)).persist(storage_level)
-        self.rdd.setName(f"sparkgd blocks of RDD {data.id()}")
-        _spark.detach(self.rdd)  # kept blocks must not keep their input's Python object alive
-        self.num_partitions = self.rdd.getNumPartitions()
-        _spark.jvm_count(self.rdd)
-        by_partition = {s.partition: s for s in found.value}
-        if len(by_partition) != self.num_partitions:  # not expected: then summarize the blocks again
-            again = self.rdd.map(functools.partial(summarize, moments=moments)).collect()
-            by_partition = {s.partition: s for s in again}
-        self.summaries: list[BlockSummary] = [by_partition[p] for p in sorted(by_partition)]
+    def __init__(self, summaries: list[BlockSummary], columns: tuple[str, str, str] = _ROLES) -> None:
+        self.summaries, self.columns = summaries, columns
 
     @property
     def count(self) -> int:
@@ -140,12 +108,66 @@ class BlockedData:
         if self.count and sum(s.weight_sum for s in self.summaries) <= 0:
             raise InputDataError(f"{self.columns[2]} is 0 for all {self.count} rows; at least one weight must be > 0")
 
+
+class BlockedData(BlockFacts):
+    """Blocks (one per partition) cached by Spark, and what is known about them.
+
+    Parameters
+    ----------
+    data : RDD
+        Rows as :func:`~sparkgd.core.block.build_block` reads them (or what ``build`` reads).
+    storage_level : StorageLevel
+        How Spark keeps the blocks; the input's own level when it is cached (MEMORY_AND_DISK
+        otherwise, so an evicted block is spilled rather than rebuilt from the input).
+    columns : tuple of str
+        The label, features and weight as named in error messages.
+    moments : bool
+        Also collect the per-feature sums :func:`feature_std` needs (standardization).
+    build : callable, optional
+        ``build(partition, items, columns) -> Block``; :func:`~sparkgd.core.block.build_block`
+        by default, :func:`sparkgd.engine.arrow.build_block_from_batches` for Arrow batches.
+    """
+
+    def __init__(self, data: RDD, storage_level: StorageLevel | None = None,
+                 columns: tuple[str, str, str] = _ROLES, moments: bool = False,
+                 build: Callable[[int, Iterable[Any], tuple[str, str, str]], Block] | None = None) -> None:
+        self.columns = columns
+        sc = data.context
+        found = sc.accumulator([], _Collect())
+        self.builds = sc.accumulator(0)  # block builds, rebuilds included (tests count them)
+        if storage_level is None:
+            storage_level = data.getStorageLevel() if data.is_cached else StorageLevel.MEMORY_AND_DISK
+        self.rdd: RDD = data.mapPartitionsWithIndex(functools.partial(
+            _blocks_of, columns=columns, build=build or build_block, summaries=found, builds=self.builds,
+            moments=moments)).persist(storage_level)
+        self.rdd.setName(f"sparkgd blocks of RDD {data.id()}")
+        _spark.detach(self.rdd)  # kept blocks must not keep their input's Python object alive
+        self.num_partitions = self.rdd.getNumPartitions()
+        _spark.jvm_count(self.rdd)
+        by_partition = {s.partition: s for s in found.value}
+        if len(by_partition) != self.num_partitions:  # not expected: then summarize the blocks again
+            again = self.rdd.map(functools.partial(summarize, moments=moments)).collect()
+            by_partition = {s.partition: s for s in again}
+        self.summaries: list[BlockSummary] = [by_partition[p] for p in sorted(by_partition)]
+
+    def iteration_sums(self, depth: int, kw: dict, num_weights: int) -> Any:
+        """Each iteration's sums over these blocks (:class:`~sparkgd.engine.aggregation.IterationSums`)."""
+        from sparkgd.engine.aggregation import IterationSums
+
+        return IterationSums(self.rdd, depth, kw, num_weights)
+
+    def hadoop_dirs(self) -> Any:
+        """Checkpoint directories on Spark's Hadoop filesystems."""
+        from sparkgd.engine import fs
+
+        return fs.HadoopDirs(self.rdd.context)
+
     def unpersist(self, blocking: bool = False) -> None:
         """Drop the blocks from every executor's block manager."""
         self.rdd.unpersist(blocking)
 
 
-def feature_std(blocks: BlockedData) -> np.ndarray:
+def feature_std(blocks: BlockFacts) -> np.ndarray:
     r"""Weighted sample standard deviation of each feature, as Spark's ``Summarizer`` defines it:
 
     .. math:: \sigma_j^2 = \frac{\sum_i v_i (x_{ij} - \bar x_j)^2}{\sum_i v_i - \sum_i v_i^2 / \sum_i v_i}

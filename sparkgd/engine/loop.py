@@ -34,7 +34,6 @@ from sparkgd.core.schedules import StepSize, as_schedule
 from sparkgd.core.state import SGDResult, SGDState, as_weights, check_loop_params, check_params
 from sparkgd.core.updaters import Updater
 from sparkgd.engine import fs
-from sparkgd.engine.aggregation import IterationSums
 from sparkgd.engine.blocks import BlockedData
 from sparkgd.engine.reuse import blocks_for
 from sparkgd.engine.turns import training_call
@@ -90,7 +89,7 @@ def descend(blocks: BlockedData, gradient: Gradient, updater: Updater, initial_w
             reg=reg_param, fraction=mini_batch_fraction, tol=convergence_tol, seed=seed,
             w0=np.asarray(initial_weights, dtype=np.float64).tolist(), intercept=fit_intercept,
             scale=None if scale is None else np.asarray(scale).tolist(), rows=blocks.count, **extra)
-        dirs = None if fs.is_local(checkpoint_dir) else fs.HadoopDirs(blocks.rdd.context)
+        dirs = None if fs.is_local(checkpoint_dir) else blocks.hadoop_dirs()
         checkpointer = checkpoint.Checkpointer(checkpoint_dir, checkpoint_interval, fp, dirs=dirs)
         if resume and state is None:
             state = checkpoint.latest(checkpoint_dir, fp, dirs=dirs)
@@ -111,7 +110,7 @@ def descend(blocks: BlockedData, gradient: Gradient, updater: Updater, initial_w
     kw = dict(gradient=gradient, fraction=float(mini_batch_fraction), fit_intercept=fit_intercept, scale=scale)
     if validation:
         kw["validation"] = validation
-    job = IterationSums(blocks.rdd, aggregation_depth, kw, len(w0) + (2 if validation else 0))
+    job = blocks.iteration_sums(aggregation_depth, kw, len(w0) + (2 if validation else 0))
 
     def evaluate(weights: np.ndarray, t: int) -> Evaluation | None:
         sums = job(np.append(weights, [0.0, 0.0]) if validation else weights, seed + t)

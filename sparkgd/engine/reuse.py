@@ -65,6 +65,15 @@ def blocks_for(source: Any, build: Callable[[], BlockedData], variant: Hashable 
     """
     from pyspark import RDD
 
+    from sparkgd.engine.remote import is_remote
+
+    if not isinstance(source, RDD) and is_remote():  # no SparkContext to ask Spark's cache identity of
+        blocks = build()
+        try:
+            yield blocks
+        finally:
+            blocks.unpersist()
+        return
     sc = source.context if isinstance(source, RDD) else source.sparkSession.sparkContext
     with _LOCK:
         _prune(sc)

@@ -38,6 +38,7 @@ from sparkgd.core.updaters import ElasticNetUpdater
 from sparkgd.engine.arrow import build_block_from_batches, record_batches
 from sparkgd.engine.blocks import BlockedData, feature_std
 from sparkgd.engine.loop import descend
+from sparkgd.engine.remote import RemoteBlocks, is_remote
 from sparkgd.engine.reuse import blocks_for
 from sparkgd.engine.turns import training_call
 
@@ -89,7 +90,9 @@ class _SGDEstimator(DefaultParamsWritable, DefaultParamsReadable):
         names = (f"column {label!r}", f"column {feats!r}", f"column {wcol!r}" if wcol else "weight")
         moments = self.getStandardization()
 
-        def build() -> BlockedData:
+        def build() -> BlockedData | RemoteBlocks:
+            if is_remote():
+                return RemoteBlocks(dataset.select(*cols), names, moments)
             batches, schema = record_batches(dataset.select(*cols))
             return BlockedData(batches, columns=names, moments=moments,
                                build=functools.partial(build_block_from_batches, schema=schema))
@@ -113,8 +116,8 @@ class _SGDEstimator(DefaultParamsWritable, DefaultParamsReadable):
                     w0[-1] = 1.0  # as MLlib; K intercepts start at 0
                 penalized = np.arange(len(w0)) < k * d
             g = self.getOrDefault
-            updater, optimizer, iterations = ElasticNetUpdater(self.getElasticNetParam()), self._optimizer(), g(
-                self.maxIter)
+            updater, optimizer = ElasticNetUpdater(self.getElasticNetParam()), self._optimizer()
+            iterations = self.getMaxIter()
             state, online = None, getattr(self, "_online", None)
             if online is not None:  # sparkgd.ml.streaming: go on from the previous micro-batch's state
                 state = online.start(w0, updater.regularization(w0, self.getRegParam(), penalized),
@@ -245,6 +248,8 @@ class _SGDModelWriter(MLWriter):
         self.instance = instance
 
     def save(self, path: str) -> None:
+        if is_remote():  # the Connect server writes, on its filesystem: no client-side rename
+            return self.saveImpl(path, mode="overwrite" if self.shouldOverwrite else "error")
         local = _local(path)
         if local is None:  # hdfs://, s3a://, ...: Spark writes a hidden sibling, Hadoop renames it into place
             from sparkgd.engine import fs
@@ -267,18 +272,23 @@ class _SGDModelWriter(MLWriter):
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    def saveImpl(self, path: str) -> None:
+    def saveImpl(self, path: str, mode: str = "error") -> None:
         m = self.instance
         history = m._training[0] if m._training else []
         iters = m._training[1] if m._training else 0
-        DefaultParamsWriter.saveMetadata(m, path, self.sc, extraMetadata={
-            "sparkgdFormatVersion": FORMAT_VERSION, "numFeatures": m.numFeatures, "totalIterations": iters})
+        extra = {"sparkgdFormatVersion": FORMAT_VERSION, "numFeatures": m.numFeatures, "totalIterations": iters}
         spark = self.sparkSession
+        if is_remote():  # DefaultParamsWriter's metadata, written with the mode asked
+            meta = DefaultParamsWriter._get_metadata_to_save(m, spark, extra)
+            metadata = spark.createDataFrame([(meta,)], ["value"]).coalesce(1)
+            metadata.write.mode(mode).text(os.path.join(path, "metadata"))
+        else:
+            DefaultParamsWriter.saveMetadata(m, path, self.sc, extraMetadata=extra)
         row = (m._intercept, m._coefficients, [float(v) for v in history], None, None)
         if m._matrix is not None:
             k, d = m._matrix.shape
             row = row[:3] + (DenseMatrix(k, d, m._matrix.ravel(order="F").tolist()), DenseVector(m._intercepts))
-        spark.createDataFrame([row], _DATA_SCHEMA).coalesce(1).write.parquet(os.path.join(path, "data"))
+        spark.createDataFrame([row], _DATA_SCHEMA).coalesce(1).write.mode(mode).parquet(os.path.join(path, "data"))
 
 
 def _local(path: str) -> str | None:
@@ -301,7 +311,7 @@ class _SGDModelReader(MLReader):
         path = _local(path) or path  # Hadoop refuses file://localhost/...: read local paths as plain paths
 
         try:
-            meta = DefaultParamsReader.loadMetadata(path, self.sc)
+            meta = DefaultParamsReader.loadMetadata(path, self.sparkSession if is_remote() else self.sc)
         except Exception as e:  # py4j / Hadoop errors for a missing or unreadable path
             raise ModelFormatError(f"{path!r} is not a readable sparkgd model: {str(e).splitlines()[0]}") from None
         expected = f"{self.cls.__module__}.{self.cls.__name__}"

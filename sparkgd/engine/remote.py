@@ -1,0 +1,224 @@
+"""The engine under Spark Connect: DataFrame operations only, no SparkContext, no RDD.
+
+The blocks are a cached DataFrame with one row per partition of the input: ``mapInArrow`` builds
+each partition's :class:`~sparkgd.core.block.Block` from its Arrow batches (the same function and
+the same rows as in classic mode) and stores it as raw buffers (a JSON header and the arrays'
+bytes, never a pickle), next to its summary as JSON. Each iteration is one ``mapInArrow`` job over
+them with the iteration's weights and seed in the function's closure; each task returns its
+partition's sums, and the client combines them in the :class:`~sparkgd.core.tree.CombineTree`'s
+order, so a model is bit for bit the classic engine's on the same data and partitioning. When the
+partial sums would exceed one vector by more than :data:`~sparkgd.engine.aggregation.SMALL_EXTRA`,
+the lower levels of the tree are combined on the executors (one ``groupBy().applyInArrow`` per
+level) and the client receives the top level only. Resident tasks stay off: executors cannot, in
+general, reach a Connect client.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any, Iterator
+
+import numpy as np
+import pyarrow as pa
+import scipy.sparse as sp
+
+from sparkgd.core.block import Block, BlockSummary, block_sums, comb
+from sparkgd.core.tree import CombineTree
+from sparkgd.engine.blocks import BlockFacts
+
+_BLOCKS_SCHEMA = "partition int, block binary, summary string"
+_SUMS_SCHEMA = "level int, node int, sums binary"
+
+
+def is_remote(df: Any = None) -> bool:
+    """Whether this process talks to Spark through Spark Connect."""
+    try:
+        from pyspark.sql.utils import is_remote as remote
+    except ImportError:  # pyspark < 3.4
+        return False
+    return bool(remote())
+
+
+_ALIGN = 64
+
+
+def _pack(arrays: dict[str, np.ndarray | None], meta: dict) -> bytes:
+    """Arrays as ``<header length><JSON header><raw bytes>``: dtypes, shapes and offsets in the header, no
+    pickle. Each array starts at a multiple of 64 bytes: BLAS sums misaligned doubles in another order, and
+    the sums must be the classic engine's bits."""
+    entries, parts, at = [], [], 0
+    for name, a in arrays.items():
+        if a is None:
+            continue
+        a = np.ascontiguousarray(a)
+        entries.append([name, a.dtype.str, list(a.shape), at])
+        parts.append(a.tobytes() + bytes(-a.nbytes % _ALIGN))
+        at += a.nbytes + (-a.nbytes % _ALIGN)
+    head = json.dumps({"meta": meta, "arrays": entries}).encode()
+    head += b" " * (-(4 + len(head)) % _ALIGN)
+    return len(head).to_bytes(4, "little") + head + b"".join(parts)
+
+
+def _unpack(buf: Any) -> tuple[dict[str, np.ndarray], dict]:
+    view = memoryview(buf)
+    size = int.from_bytes(view[:4], "little")
+    header = json.loads(bytes(view[4:4 + size]))
+    out = {}
+    for name, dtype, shape, at in header["arrays"]:
+        dt = np.dtype(dtype)
+        if dt.hasobject:
+            raise ValueError("sparkgd: a block holds an object array")
+        start = 4 + size + at
+        a = np.frombuffer(view[start:start + int(np.prod(shape, dtype=np.int64)) * dt.itemsize], dtype=dt)
+        out[name] = (a if a.ctypes.data % 16 == 0 else a.copy()).reshape(shape)  # numpy allocates 16-aligned
+    return out, header["meta"]
+
+
+def encode_block(block: Block) -> bytes:
+    x = block.features
+    if sp.issparse(x):
+        arrays = {"data": x.data, "indices": x.indices, "indptr": x.indptr}
+        meta = {"sparse": True, "shape": list(x.shape)}
+    else:
+        arrays, meta = {"features": x}, {"sparse": False}
+    arrays.update(labels=block.labels, weights=block.weights)
+    return _pack(arrays, {**meta, "partition": block.partition, "error": block.error})
+
+
+def decode_block(buf: Any) -> Block:
+    a, meta = _unpack(buf)
+    if meta["sparse"]:
+        x: Any = sp.csr_matrix((a["data"], a["indices"], a["indptr"]), shape=tuple(meta["shape"]))
+    else:
+        x = a["features"]
+    return Block(meta["partition"], a["labels"], x, a.get("weights"), meta["error"])
+
+
+def _summary_json(s: BlockSummary) -> str:
+    d = dict(s.__dict__)
+    if s.moments is not None:
+        d["moments"] = [s.moments[0], s.moments[1], s.moments[2].tolist(), s.moments[3].tolist()]
+    return json.dumps(d)
+
+
+def _summary(text: str) -> BlockSummary:
+    d = json.loads(text)
+    if d["moments"] is not None:
+        m = d["moments"]
+        d["moments"] = (m[0], m[1], np.asarray(m[2], dtype=np.float64), np.asarray(m[3], dtype=np.float64))
+    return BlockSummary(**d)
+
+
+def _build(batches: Iterator[pa.RecordBatch], *, columns: tuple[str, str, str], moments: bool
+           ) -> Iterator[pa.RecordBatch]:
+    from pyspark import TaskContext
+
+    from sparkgd.core.block import summarize
+    from sparkgd.engine.arrow import block_from_table
+
+    partition = TaskContext.get().partitionId()
+    batches = list(batches)
+    if batches:
+        table = pa.Table.from_batches(batches)
+    else:
+        table = pa.table({"label": pa.array([], pa.float64())})
+    block = block_from_table(partition, table, columns)
+    yield pa.RecordBatch.from_pydict({"partition": [partition], "block": [encode_block(block)],
+                                      "summary": [_summary_json(summarize(block, moments))]},
+                                     schema=pa.schema([("partition", pa.int32()), ("block", pa.binary()),
+                                                       ("summary", pa.string())]))
+
+
+def _encode_acc(acc: Any) -> bytes:
+    if acc is None:
+        return b""
+    g, loss, rows, wsum = acc
+    return _pack({"g": np.asarray(g, dtype=np.float64)}, {"loss": loss, "rows": rows, "wsum": wsum})
+
+
+def _decode_acc(buf: Any) -> Any:
+    if len(buf) == 0:
+        return None
+    a, m = _unpack(buf)
+    return a["g"].copy(), m["loss"], m["rows"], m["wsum"]
+
+
+_SUMS = pa.schema([("level", pa.int32()), ("node", pa.int32()), ("sums", pa.binary())])
+
+
+def _leaves(batches: Iterator[pa.RecordBatch], *, weights: np.ndarray, seed: int, kw: dict
+            ) -> Iterator[pa.RecordBatch]:
+    for b in batches:
+        parts, blocks = b.column("partition").to_pylist(), b.column("block")
+        for i, p in enumerate(parts):
+            acc = block_sums(decode_block(blocks[i].as_buffer()), weights, seed=seed, **kw)
+            yield pa.RecordBatch.from_pydict({"level": [0], "node": [p], "sums": [_encode_acc(acc)]}, schema=_SUMS)
+
+
+def _combine(table: pa.Table, *, tree: CombineTree, level: int) -> pa.Table:
+    """Fold the children (level ``level - 1``) of one parent, in index order."""
+    children = {(level - 1, c): _decode_acc(s.as_buffer()) for c, s in
+                zip(table.column("node").to_pylist(), table.column("sums"))}
+    parent = tree.parent(next(iter(children)))
+    return pa.table({"level": [level], "node": [parent[1]], "sums": [_encode_acc(tree.value(parent, children, comb))]},
+                    schema=_SUMS)
+
+
+class RemoteBlocks(BlockFacts):
+    """The blocks of a DataFrame under Spark Connect, cached by Spark as a DataFrame of raw buffers."""
+
+    def __init__(self, df: Any, columns: tuple[str, str, str], moments: bool = False) -> None:
+        from pyspark import StorageLevel
+
+        self.df = df.mapInArrow(functools.partial(_build, columns=columns, moments=moments), _BLOCKS_SCHEMA) \
+            .persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            rows = self.df.select("partition", "summary").collect()
+        except Exception as e:
+            if "No module named 'sparkgd" in str(e):
+                raise RuntimeError(
+                    "the Spark Connect server's Python workers cannot import sparkgd: install the sparkgd wheel "
+                    "where the executors run, or ship it from this client with "
+                    "spark.addArtifacts('sparkgd-<version>-py3-none-any.whl', pyfile=True)") from None
+            raise
+        summaries = sorted((_summary(r["summary"]) for r in rows), key=lambda s: s.partition)
+        super().__init__(summaries, columns)
+        self.num_partitions = len(summaries)
+
+    def iteration_sums(self, depth: int, kw: dict, num_weights: int) -> RemoteSums:
+        return RemoteSums(self.df, CombineTree(self.num_partitions, depth), kw, num_weights)
+
+    def hadoop_dirs(self) -> Any:
+        raise ValueError("under Spark Connect, checkpointDir must be a local path (the client writes the checkpoints)")
+
+    def unpersist(self, blocking: bool = False) -> None:
+        self.df.unpersist(blocking)
+
+
+class RemoteSums:
+    """Each iteration's ``(gradient sum, loss sum, rows, weight sum)``: one ``mapInArrow`` job (plus a
+    ``groupBy().applyInArrow`` per tree level combined on the executors)."""
+
+    def __init__(self, blocks_df: Any, tree: CombineTree, kw: dict, num_weights: int) -> None:
+        from sparkgd.engine.aggregation import top_level
+
+        self._df, self.tree, self._kw = blocks_df, tree, kw
+        self._top = top_level(tree, num_weights)
+        self.resident_calls = 0
+
+    def __call__(self, weights: np.ndarray, seed: int) -> Any:
+        from pyspark.sql import functions as F
+
+        w = np.ascontiguousarray(weights, dtype=np.float64)
+        sums = self._df.mapInArrow(functools.partial(_leaves, weights=w, seed=int(seed), kw=self._kw), _SUMS_SCHEMA)
+        tree = self.tree
+        for level in range(1, self._top + 1):  # a node's parent is its index // fan_in
+            sums = sums.groupBy(F.floor(F.col("node") / tree.fan_in)).applyInArrow(
+                functools.partial(_combine, tree=tree, level=level), _SUMS_SCHEMA)
+        pieces = {(r["level"], r["node"]): _decode_acc(r["sums"]) for r in sums.collect()}
+        return tree.combine(pieces, comb) if self._top < tree.height else pieces[tree.root]
+
+    def close(self) -> None:
+        pass
+

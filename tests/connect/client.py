@@ -1,0 +1,40 @@
+"""Runs under Spark Connect in its own process: fits sparkgd's estimators on a Parquet dataset and
+writes each model's numbers as JSON (floats as their exact repr), for tests/connect/test_connect.py."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def main(remote: str, data: str, out: str) -> None:
+    from pyspark.ml import Pipeline, PipelineModel
+    from pyspark.ml.evaluation import RegressionEvaluator
+    from pyspark.ml.feature import VectorAssembler
+    from pyspark.ml.tuning import CrossValidator, ParamGridBuilder
+    from pyspark.sql import SparkSession
+    from pyspark.sql.utils import is_remote
+
+    from tests.connect.fits import ESTIMATORS, numbers, pipeline_stages
+
+    spark = SparkSession.builder.remote(remote).getOrCreate()
+    assert is_remote()
+    df = spark.read.parquet(data)
+    got = {}
+    for name, make in ESTIMATORS.items():
+        got[name] = numbers(make().fit(df))
+    model = Pipeline(stages=pipeline_stages(VectorAssembler)).fit(df)
+    got["pipeline"] = numbers(model.stages[-1])
+    model.write().overwrite().save(f"{out}/pipeline")
+    got["pipeline_loaded"] = numbers(PipelineModel.load(f"{out}/pipeline").stages[-1])
+    got["pipeline_predictions"] = [r.prediction for r in model.transform(df).select("prediction").collect()]
+    est = ESTIMATORS["linear"]()
+    grid = ParamGridBuilder().addGrid(est.regParam, [0.0, 0.1]).build()
+    cv = CrossValidator(estimator=est, estimatorParamMaps=grid, evaluator=RegressionEvaluator(), numFolds=2, seed=7)
+    got["cv"] = numbers(cv.fit(df).bestModel)
+    with open(f"{out}/models.json", "w") as f:
+        json.dump(got, f)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])

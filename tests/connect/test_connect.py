@@ -1,0 +1,102 @@
+"""sparkgd.ml under Spark Connect: a real local Connect server, the client in its own process, and
+every model compared bit for bit with classic mode's on the same data and partitioning."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+pytest.importorskip("grpc", reason="Spark Connect's client needs grpcio (pip install 'pyspark[connect]')")
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def connect_server(tmp_path_factory):
+    """A Spark Connect server bound to 127.0.0.1 on a free port, stopped at the end."""
+    import pyspark
+
+    home = pathlib.Path(pyspark.__file__).parent
+    port = _free_port()
+    env = dict(os.environ, SPARK_HOME=str(home), SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=sys.executable,
+               PYTHONPATH=str(ROOT))
+    log = open(tmp_path_factory.mktemp("connect") / "server.log", "w")
+    proc = subprocess.Popen(
+        [str(home / "bin" / "spark-submit"), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
+         "--master", "local[2]", "--conf", "spark.ui.enabled=false", "--conf", "spark.default.parallelism=2",
+         "--conf", "spark.sql.shuffle.partitions=2", "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
+         "--conf", f"spark.connect.grpc.binding.port={port}"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, "the Connect server exited"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the Connect server did not listen in 120 s"
+                time.sleep(0.5)
+        yield f"sc://127.0.0.1:{port}"
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(30)
+        log.close()
+
+
+def _data(spark, path):
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(240):
+        a, b, c = rng.standard_normal(3)
+        y = 1.0 * a - 2.0 * b + 0.5 * c + 0.3 + 0.1 * rng.standard_normal()
+        klass = float(np.argmax([a, b, c]))
+        rows.append((float(y), float(y > 0.3), klass, float(1 + i % 3), float(a), float(b), float(c)))
+    from pyspark.ml.feature import VectorAssembler
+
+    df = spark.createDataFrame(rows, ["label", "binary", "klass", "w", "a", "b", "c"]).coalesce(2)
+    VectorAssembler(inputCols=["a", "b", "c"], outputCol="features").transform(df).write.parquet(path)
+
+
+def test_models_under_connect_are_the_classic_ones_bit_for_bit(spark, connect_server, tmp_path):
+    from pyspark.ml import Pipeline
+    from pyspark.ml.evaluation import RegressionEvaluator
+    from pyspark.ml.feature import VectorAssembler
+    from pyspark.ml.tuning import CrossValidator, ParamGridBuilder
+
+    from tests.connect.fits import ESTIMATORS, numbers, pipeline_stages
+
+    data = str(tmp_path / "data")
+    _data(spark, data)
+    out = tmp_path / "out"
+    out.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    run = subprocess.run([sys.executable, "-m", "tests.connect.client", connect_server, data, str(out)], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-4000:]
+    got = json.loads((out / "models.json").read_text())
+
+    df = spark.read.parquet(data)
+    assert df.rdd.getNumPartitions() == 2
+    for name, make in ESTIMATORS.items():
+        assert got[name] == numbers(make().fit(df)), name
+    want = numbers(Pipeline(stages=pipeline_stages(VectorAssembler)).fit(df).stages[-1])
+    assert got["pipeline"] == got["pipeline_loaded"] == want
+    est = ESTIMATORS["linear"]()
+    grid = ParamGridBuilder().addGrid(est.regParam, [0.0, 0.1]).build()
+    cv = CrossValidator(estimator=est, estimatorParamMaps=grid, evaluator=RegressionEvaluator(), numFolds=2, seed=7)
+    assert got["cv"] == numbers(cv.fit(df).bestModel)
+    assert len(got["pipeline_predictions"]) == 240

@@ -165,6 +165,15 @@ def _combine(table: pa.Table, *, tree: CombineTree, level: int) -> pa.Table:
                     schema=_SUMS)
 
 
+def _combiner(tree: CombineTree, level: int) -> Any:
+    """:func:`_combine` as a plain function (pyspark's applyInArrow cannot read a ``functools.partial``'s hints)."""
+
+    def combine(table):
+        return _combine(table, tree=tree, level=level)
+
+    return combine
+
+
 class RemoteBlocks(BlockFacts):
     """The blocks of a DataFrame under Spark Connect, cached by Spark as a DataFrame of raw buffers."""
 
@@ -214,8 +223,8 @@ class RemoteSums:
         sums = self._df.mapInArrow(functools.partial(_leaves, weights=w, seed=int(seed), kw=self._kw), _SUMS_SCHEMA)
         tree = self.tree
         for level in range(1, self._top + 1):  # a node's parent is its index // fan_in
-            sums = sums.groupBy(F.floor(F.col("node") / tree.fan_in)).applyInArrow(
-                functools.partial(_combine, tree=tree, level=level), _SUMS_SCHEMA)
+            sums = sums.groupBy(F.floor(F.col("node") / tree.fan_in)).applyInArrow(_combiner(tree, level),
+                                                                                   _SUMS_SCHEMA)
         pieces = {(r["level"], r["node"]): _decode_acc(r["sums"]) for r in sums.collect()}
         return tree.combine(pieces, comb) if self._top < tree.height else pieces[tree.root]
 

@@ -15,7 +15,7 @@ def main(remote: str, data: str, out: str) -> None:
     from pyspark.sql import SparkSession
     from pyspark.sql.utils import is_remote
 
-    from tests.connect.fits import ESTIMATORS, numbers, pipeline_stages
+    from tests.connect.fits import ESTIMATORS, numbers, pipeline_stages, wide
 
     spark = SparkSession.builder.remote(remote).getOrCreate()
     assert is_remote()
@@ -32,6 +32,7 @@ def main(remote: str, data: str, out: str) -> None:
     grid = ParamGridBuilder().addGrid(est.regParam, [0.0, 0.1]).build()
     cv = CrossValidator(estimator=est, estimatorParamMaps=grid, evaluator=RegressionEvaluator(), numFolds=2, seed=7)
     got["cv"] = numbers(cv.fit(df).bestModel)
+    got["wide"] = numbers(wide().fit(spark.read.parquet(data + "-wide")))
     with open(f"{out}/models.json", "w") as f:
         json.dump(got, f)
 

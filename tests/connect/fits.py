@@ -28,6 +28,13 @@ def _svc():
     return SGDLinearSVC(labelCol="binary", maxIter=10, regParam=0.01, weightCol="w")
 
 
+def wide():
+    """For the wide sparse data: its partial sums exceed 64 KiB, so tree levels combine on the executors."""
+    from sparkgd.ml import SGDLogisticRegression
+
+    return SGDLogisticRegression(labelCol="binary", maxIter=4, standardization=False, miniBatchFraction=0.7)
+
+
 ESTIMATORS = {"linear": _linear, "logistic": _logistic, "multinomial": _multinomial, "svc": _svc}
 
 

@@ -69,6 +69,15 @@ def _data(spark, path):
 
     df = spark.createDataFrame(rows, ["label", "binary", "klass", "w", "a", "b", "c"]).coalesce(2)
     VectorAssembler(inputCols=["a", "b", "c"], outputCol="features").transform(df).write.parquet(path)
+    from pyspark.ml.linalg import Vectors
+
+    d = 12_000  # 8 d bytes > 64 KiB: the engines combine the two partitions' sums on an executor
+    wide = []
+    for i in range(60):
+        idx = sorted({int(j) for j in rng.integers(0, d, 5)})
+        wide.append((float(i % 2), Vectors.sparse(d, idx, rng.standard_normal(len(idx)).tolist())))
+    spark.createDataFrame(wide,
+                          ["binary", "features"]).coalesce(2).write.parquet(path + "-wide")
 
 
 def test_models_under_connect_are_the_classic_ones_bit_for_bit(spark, connect_server, tmp_path):
@@ -77,7 +86,9 @@ def test_models_under_connect_are_the_classic_ones_bit_for_bit(spark, connect_se
     from pyspark.ml.feature import VectorAssembler
     from pyspark.ml.tuning import CrossValidator, ParamGridBuilder
 
-    from tests.connect.fits import ESTIMATORS, numbers, pipeline_stages
+    from sparkgd.core.tree import CombineTree
+    from sparkgd.engine.aggregation import top_level
+    from tests.connect.fits import ESTIMATORS, numbers, pipeline_stages, wide
 
     data = str(tmp_path / "data")
     _data(spark, data)
@@ -100,3 +111,6 @@ def test_models_under_connect_are_the_classic_ones_bit_for_bit(spark, connect_se
     cv = CrossValidator(estimator=est, estimatorParamMaps=grid, evaluator=RegressionEvaluator(), numFolds=2, seed=7)
     assert got["cv"] == numbers(cv.fit(df).bestModel)
     assert len(got["pipeline_predictions"]) == 240
+    assert top_level(CombineTree(2, 2), 12_000 + 1) == 1  # the wide fit combined a tree level remotely
+    wide_df = spark.read.parquet(data + "-wide")
+    assert wide_df.rdd.getNumPartitions() == 2 and got["wide"] == numbers(wide().fit(wide_df))

@@ -497,6 +497,54 @@ def wide_on_local_cluster(args, rows):
             rows.extend(json.load(f)["results"])
 
 
+def connect_workload(args, rows):
+    """sparkgd-df's per-iteration time under Spark Connect (a local server and a client process) at the dense
+    workload's size; its rows sit in the dense table, next to MLlib's in classic mode."""
+    import socket
+    import subprocess
+    import tempfile
+
+    import pyspark
+
+    home = os.path.dirname(pyspark.__file__)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, SPARK_HOME=home, PYTHONPATH=root)
+    with tempfile.TemporaryDirectory(prefix="sparkgd-connect-") as tmp, open(os.path.join(tmp, "log"), "w") as log:
+        server = subprocess.Popen(
+            [os.path.join(home, "bin", "spark-submit"), "--class",
+             "org.apache.spark.sql.connect.service.SparkConnectServer", "--master", "local[2]",
+             "--conf", "spark.driver.memory=8g", "--conf", "spark.ui.enabled=false",
+             "--conf", "spark.python.unix.domain.socket.enabled=true",
+             "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
+             "--conf", f"spark.connect.grpc.binding.port={port}"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError("the Spark Connect server did not start") from None
+                    time.sleep(0.5)
+            n = int(400_000 * args.scale)
+            for f in (1.0, 0.1):
+                out = subprocess.run([sys.executable, os.path.join(root, "benchmarks", "connect_client.py"),
+                                      f"sc://127.0.0.1:{port}", str(n), "50", str(args.iterations), str(f)],
+                                     env=env, capture_output=True, text=True, check=True)
+                got = json.loads(out.stdout.strip().splitlines()[-1])
+                rows.append(dict(workload=f"dense {n}x50 f={f}", system="sparkgd-df under Spark Connect",
+                                 per_iter=got["per_iter"], per_iter_check=None, setup=None, total=got["total"],
+                                 first=None, loss=None))
+        finally:
+            os.killpg(server.pid, 15)
+            server.wait(60)
+
+
 def table(rows):
     mllib = {r["workload"]: r for r in rows if r["system"] == "mllib"}
     out = ["| workload | system | s/iter | s/iter cross-check | setup s | total s (k iter) | first call s "
@@ -532,8 +580,9 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scale", type=float, default=1.0, help="multiplies every row count (0.05 runs in ~1 min)")
     p.add_argument("--iterations", type=int, default=10, help="iterations k per timed run (default 10)")
-    p.add_argument("--workloads", default="dense,sparse,scaling,wide,concurrency,quality",
-                   help="comma-separated: dense,sparse,scaling,wide,concurrency,quality (time to quality)")
+    p.add_argument("--workloads", default="dense,sparse,scaling,wide,concurrency,quality,connect",
+                   help="comma-separated: dense,sparse,scaling,wide,concurrency,quality (time to quality),"
+                        "connect (sparkgd-df under Spark Connect)")
     p.add_argument("--master", default="local[2]", help="Spark master (wide runs on local-cluster[2,1,1024])")
     p.add_argument("--rounds", type=int, default=5, help="rounds of the concurrency workload")
     p.add_argument("--json", default="benchmarks/results.json", help="where to write the results")
@@ -547,6 +596,8 @@ def main(argv: list[str]) -> int:
     cluster = args.master.startswith("local-cluster")
     if "wide" in work and not cluster:
         wide_on_local_cluster(args, rows)
+    if "connect" in work and not cluster:
+        connect_workload(args, rows)
     spark = (SparkSession.builder.master(args.master).appName("sparkgd-bench")
              .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
              .config("spark.driver.memory", "8g").config("spark.executor.memory", "1g")

@@ -255,7 +255,9 @@ def run_minibatch_sgd(data: RDD | BlockedData, gradient: Gradient, updater: Upda
     given = contextlib.nullcontext(data) if isinstance(data, BlockedData) else None
     with training_call(), given or blocks_for(data, lambda: BlockedData(data)) as blocks:
         d = blocks.num_features
-        w0 = np.zeros(d or 0) if initial_weights is None else as_weights(initial_weights, d, "initial_weights")
+        k = gradient.num_sets  # K coefficient vectors, row by row, for the multinomial loss
+        w0 = np.zeros((d or 0) * k) if initial_weights is None else as_weights(
+            initial_weights, None if d is None else d * k, "initial_weights")
         return descend(blocks, gradient, updater, w0, step_size=step_size, num_iterations=num_iterations,
                        reg_param=reg_param, mini_batch_fraction=mini_batch_fraction,
                        convergence_tol=convergence_tol, seed=seed, aggregation_depth=aggregation_depth,

@@ -214,3 +214,23 @@ def test_the_jobs_multinomial_options_are_checked(spark, capsys, argv, message):
     assert load_job("train_linear").main(argv, spark=spark) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_engine_function_trains_the_multinomial_loss_on_an_rdd(spark):
+    from pyspark.mllib.regression import LabeledPoint
+
+    from sparkgd import SimpleUpdater, run_minibatch_sgd
+    from sparkgd.core.gradients import MultinomialGradient
+    from sparkgd.core.lbfgs import LBFGS
+
+    x, y = classes(n=300, seed=7)
+    rdd = partitioned(spark.sparkContext, [LabeledPoint(float(y[i]), x[i]) for i in range(len(y))])
+    result = run_minibatch_sgd(rdd, MultinomialGradient(3), SimpleUpdater(), num_iterations=200, optimizer=LBFGS(),
+                               convergence_tol=0.0)
+    matrix = result.weights.reshape(3, 4)
+    ml = LogisticRegression(family="multinomial", fitIntercept=False, standardization=False, tol=1e-12,
+                            maxIter=1000).fit(frame(spark, x, y))
+    want = objective(x, y, ml.coefficientMatrix.toArray(), np.zeros(3))
+    assert abs(objective(x, y, matrix, np.zeros(3)) - want) <= 1e-8 * want
+    with pytest.raises(ValueError, match="initial_weights has 4 entries but the data has 12 features"):
+        run_minibatch_sgd(rdd, MultinomialGradient(3), SimpleUpdater(), initial_weights=np.zeros(4))

@@ -180,7 +180,7 @@ class _SGDModel(MLWritable, MLReadable):
                 raise ValueError(f"expected {d} features, got a vector of size {v.size}")
             return float(v.dot(coef)) + b
 
-        return F.udf(margin, DoubleType())(F.col(self.getFeaturesCol()))
+        return F.udf(margin, DoubleType(), useArrow=False)(F.col(self.getFeaturesCol()))
 
     @property
     def hasSummary(self) -> bool:

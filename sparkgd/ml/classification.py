@@ -332,13 +332,13 @@ class SGDLogisticRegressionModel(_SGDClassificationModel, _LogisticParams):
             return None if r is None else float(np.argmax(r.toArray()))
 
         tmp = "__sparkgd_raw"
-        out = dataset.withColumn(tmp, F.udf(raw, VectorUDT())(F.col(feats)))
+        out = dataset.withColumn(tmp, F.udf(raw, VectorUDT(), useArrow=False)(F.col(feats)))
         if self.getRawPredictionCol():
             out = out.withColumn(self.getRawPredictionCol(), F.col(tmp))
         if self.getProbabilityCol():
-            out = out.withColumn(self.getProbabilityCol(), F.udf(probability, VectorUDT())(F.col(tmp)))
+            out = out.withColumn(self.getProbabilityCol(), F.udf(probability, VectorUDT(), useArrow=False)(F.col(tmp)))
         if self.getPredictionCol():
-            out = out.withColumn(self.getPredictionCol(), F.udf(prediction, "double")(F.col(tmp)))
+            out = out.withColumn(self.getPredictionCol(), F.udf(prediction, "double", useArrow=False)(F.col(tmp)))
         return out.drop(tmp)
 
     def _more_columns(self, out: DataFrame, margin) -> DataFrame:

@@ -22,7 +22,10 @@ def main(remote: str, data: str, out: str) -> None:
     df = spark.read.parquet(data)
     got = {}
     for name, make in ESTIMATORS.items():
-        got[name] = numbers(make().fit(df))
+        model = make().fit(df)
+        got[name] = numbers(model)
+        got[name + "_evaluate"] = repr(model.evaluate(df).accuracy if name != "linear"
+                                       else model.evaluate(df).rootMeanSquaredError)
     model = Pipeline(stages=pipeline_stages(VectorAssembler)).fit(df)
     got["pipeline"] = numbers(model.stages[-1])
     model.write().overwrite().save(f"{out}/pipeline")

@@ -97,13 +97,16 @@ def test_models_under_connect_are_the_classic_ones_bit_for_bit(spark, connect_se
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     run = subprocess.run([sys.executable, "-m", "tests.connect.client", connect_server, data, str(out)], cwd=ROOT,
                          env=env, capture_output=True, text=True, timeout=900)
-    assert run.returncode == 0, run.stderr[-4000:]
+    assert run.returncode == 0, "\n".join(ln for ln in run.stderr.splitlines() if not ln.startswith("\tat "))[-4000:]
     got = json.loads((out / "models.json").read_text())
 
     df = spark.read.parquet(data)
     assert df.rdd.getNumPartitions() == 2
     for name, make in ESTIMATORS.items():
-        assert got[name] == numbers(make().fit(df)), name
+        model = make().fit(df)
+        assert got[name] == numbers(model), name
+        metric = model.evaluate(df).accuracy if name != "linear" else model.evaluate(df).rootMeanSquaredError
+        assert got[name + "_evaluate"] == repr(metric), name
     want = numbers(Pipeline(stages=pipeline_stages(VectorAssembler)).fit(df).stages[-1])
     assert got["pipeline"] == got["pipeline_loaded"] == want
     est = ESTIMATORS["linear"]()

@@ -33,6 +33,15 @@ _CONSEQUENCE = {
 }
 
 
+def is_remote() -> bool:
+    """Whether this process talks to Spark through Spark Connect (``pyspark.sql.utils.is_remote``)."""
+    try:
+        from pyspark.sql.utils import is_remote as remote
+    except ImportError:  # pyspark < 3.4: no Spark Connect
+        return False
+    return bool(remote())
+
+
 def free_slots(sc: SparkContext) -> int | None:
     """Task slots of the default resource profile minus the tasks running now; ``None`` if unknown."""
     try:

@@ -25,19 +25,11 @@ import scipy.sparse as sp
 
 from sparkgd.core.block import Block, BlockSummary, block_sums, comb
 from sparkgd.core.tree import CombineTree
+from sparkgd.engine._spark import is_remote  # noqa: F401 - the DataFrame API imports it from here
 from sparkgd.engine.blocks import BlockFacts
 
 _BLOCKS_SCHEMA = "partition int, block binary, summary string"
 _SUMS_SCHEMA = "level int, node int, sums binary"
-
-
-def is_remote(df: Any = None) -> bool:
-    """Whether this process talks to Spark through Spark Connect."""
-    try:
-        from pyspark.sql.utils import is_remote as remote
-    except ImportError:  # pyspark < 3.4
-        return False
-    return bool(remote())
 
 
 _ALIGN = 64

@@ -65,9 +65,7 @@ def blocks_for(source: Any, build: Callable[[], BlockedData], variant: Hashable 
     """
     from pyspark import RDD
 
-    from sparkgd.engine.remote import is_remote
-
-    if not isinstance(source, RDD) and is_remote():  # no SparkContext to ask Spark's cache identity of
+    if not isinstance(source, RDD) and _spark.is_remote():  # no SparkContext to ask Spark's cache identity of
         blocks = build()
         try:
             yield blocks

@@ -97,3 +97,9 @@ def test_hadoop_path_lists_local_files_by_uri(sc, tmp_path):
     (tmp_path / "a.txt").write_text("x")
     fs, path = _spark.hadoop_path(sc, tmp_path.as_uri())
     assert [s.getPath().getName() for s in fs.listStatus(path)] == ["a.txt"]
+
+
+def test_is_remote_is_false_in_classic_mode(spark):
+    from sparkgd.engine import _spark
+
+    assert _spark.is_remote() is False  # tests/connect runs the True side, in a Connect client process

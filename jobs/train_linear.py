@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from sparkgd.job import config
@@ -59,6 +60,8 @@ def parser() -> argparse.ArgumentParser:
     model.add_argument("--n-iter-no-change", type=int,
                        help="early stopping: iterations without held-out improvement (default 5)")
     model.add_argument("--api", choices=config.CHOICES["api"], help="rdd (MLlib semantics) or dataframe")
+    model.add_argument("--remote", help="Spark Connect URL sc://host:port (or SPARK_REMOTE): run there, "
+                                        "with --api dataframe")
     out = p.add_argument_group("evaluation and output")
     out.add_argument("--test-fraction", type=float, help="fraction of rows held out for testing (default 0.2)")
     out.add_argument("--output", help="directory for model/, metrics.json and loss.png")
@@ -75,6 +78,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str], spark=None) -> int:
     args = parser().parse_args(argv)
     cli = {k: v for k, v in vars(args).items() if k != "config"}
+    cli["remote"] = cli["remote"] or (os.environ.get("SPARK_REMOTE") if spark is None else None)
     try:
         file_values = config.load_toml(args.config) if args.config else {}
         cfg = config.resolve(file_values, cli, args.config or "")
@@ -92,7 +96,9 @@ def main(argv: list[str], spark=None) -> int:
     from sparkgd.job import run as job
 
     own = spark is None
-    if own:
+    if own and cfg.remote:
+        spark = SparkSession.builder.remote(cfg.remote).getOrCreate()
+    elif own:
         spark = SparkSession.builder.appName("sparkgd-train-linear").getOrCreate()
         spark.sparkContext.setLogLevel("INFO" if cfg.verbose else "WARN")
     try:
@@ -105,7 +111,7 @@ def main(argv: list[str], spark=None) -> int:
         if "weight_error_max" in m:
             print(f"max |w - w_true| = {m['weight_error_max']:.4g}")
         if cfg.output:
-            job.save(result, cfg.output, spark.sparkContext)
+            job.save(result, cfg.output, None if cfg.remote else spark.sparkContext)
             print(f"wrote {cfg.output}/model, {cfg.output}/metrics.json and {cfg.output}/loss.png")
         return 0
     except (InputDataError, SGDDivergenceError) as e:

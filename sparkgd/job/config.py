@@ -58,6 +58,7 @@ class JobConfig:
     loss: str = "squared"
     epsilon: float = 1.35
     num_classes: int | None = None
+    remote: str | None = None
     reg_type: str = "none"
     reg_param: float = 0.0
     iterations: int = 100
@@ -192,6 +193,10 @@ def validate(cfg: JobConfig) -> None:
     for name, ok, what in checks:
         if not ok:
             raise ConfigError(f"{option(name)} must be {what}, got {getattr(cfg, name)!r}")
+    if cfg.remote and cfg.api == "rdd":
+        raise ConfigError("--remote needs --api dataframe (Spark Connect has no RDDs)")
+    if cfg.remote and not cfg.remote.startswith("sc://"):
+        raise ConfigError(f"--remote must be a Spark Connect URL sc://host:port, got {cfg.remote!r}")
     if cfg.loss == "multinomial" and cfg.api == "rdd":
         raise ConfigError("--loss multinomial needs --api dataframe (MLlib's SGD trainers are binary)")
     if cfg.num_classes is not None and cfg.loss != "multinomial":

@@ -20,6 +20,23 @@ def true_model(num_features: int, seed: int, num_classes: int | None = None) -> 
     return w - w.mean(axis=0), b - b.mean()
 
 
+def partition_arrays(p: int, rows: int, w: np.ndarray, b: float | np.ndarray, *, seed: int, loss: str, noise: float,
+                     num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Partition ``p``'s features and labels (see :func:`synthetic`), from a generator seeded with ``(seed, p)``."""
+    rng = np.random.default_rng([seed, p])
+    x = rng.standard_normal((rows, w.shape[-1]))
+    m = x @ w.T + b
+    if loss in ("squared", "huber"):
+        y = m + noise * rng.standard_normal(rows)
+    elif loss == "multinomial":
+        e = np.exp(m - m.max(axis=1, keepdims=True))
+        cdf = np.cumsum(e / e.sum(axis=1, keepdims=True), axis=1)
+        y = np.minimum((rng.random((rows, 1)) > cdf).sum(axis=1), num_classes - 1).astype(float)
+    else:
+        y = (rng.random(rows) < 1.0 / (1.0 + np.exp(-m))).astype(float)
+    return x, y
+
+
 def synthetic(sc: SparkContext, *, rows: int = 100_000, num_features: int = 10, partitions: int = 2,
               seed: int = 42, loss: str = "squared", noise: float = 0.1, num_classes: int = 3
               ) -> tuple[RDD, np.ndarray, float | np.ndarray]:
@@ -38,17 +55,7 @@ def synthetic(sc: SparkContext, *, rows: int = 100_000, num_features: int = 10, 
     sizes = [rows // partitions + (1 if p < rows % partitions else 0) for p in range(partitions)]
 
     def gen(p: int, _: Iterator) -> Iterator[LabeledPoint]:
-        rng = np.random.default_rng([seed, p])
-        x = rng.standard_normal((sizes[p], num_features))
-        m = x @ w.T + b
-        if loss in ("squared", "huber"):
-            y = m + noise * rng.standard_normal(sizes[p])
-        elif loss == "multinomial":
-            e = np.exp(m - m.max(axis=1, keepdims=True))
-            cdf = np.cumsum(e / e.sum(axis=1, keepdims=True), axis=1)
-            y = np.minimum((rng.random((sizes[p], 1)) > cdf).sum(axis=1), num_classes - 1).astype(float)
-        else:
-            y = (rng.random(sizes[p]) < 1.0 / (1.0 + np.exp(-m))).astype(float)
+        x, y = partition_arrays(p, sizes[p], w, b, seed=seed, loss=loss, noise=noise, num_classes=num_classes)
         for yi, xi in zip(y, x):
             yield LabeledPoint(float(yi), xi)
 

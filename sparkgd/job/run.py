@@ -21,6 +21,7 @@ from sparkgd.core.gradients import HuberGradient, get_gradient
 from sparkgd.core.optimizers import Optimizer, make_optimizer
 from sparkgd.core.schedules import Schedule, as_schedule, make_schedule
 from sparkgd.core.state import SGDState
+from sparkgd.engine import _spark
 from sparkgd.job import io
 from sparkgd.job.config import REGRESSION_LOSSES, JobConfig, label_classes
 from sparkgd.job.datasets import synthetic
@@ -248,20 +249,31 @@ def _evaluate_classes(rows: RDD, w: np.ndarray, b: np.ndarray) -> dict[str, floa
 
 def run(spark: SparkSession, cfg: JobConfig) -> JobResult:
     """Load, split, train and evaluate; the metrics hold the resolved configuration too."""
-    rows, names, report, truth = load(spark, cfg)
-    rows = rows.cache()
-    train_rows, test_rows = split(rows, cfg.test_fraction, cfg.seed)
-    train_rows = train_rows.cache()
     progress = Progress(cfg.iterations, None if cfg.optimizer == "lbfgs" else schedule_of(cfg), cfg.log_every)
-    start = time.perf_counter()
-    model = train(train_rows, cfg, progress)
-    seconds = time.perf_counter() - start
+    report = {"skipped": 0, "examples": []}
+    if _spark.is_remote():
+        from sparkgd.job import remote
+
+        model, seconds, (train_m, test_m), names, truth = remote.run(spark, cfg, progress)
+    else:
+        rows, names, report, truth = load(spark, cfg)
+        rows = rows.cache()
+        train_rows, test_rows = split(rows, cfg.test_fraction, cfg.seed)
+        train_rows = train_rows.cache()
+        start = time.perf_counter()
+        model = train(train_rows, cfg, progress)
+        seconds = time.perf_counter() - start
+        w, b = weights_of(model)
+        train_m = evaluate(train_rows, w, b, cfg.loss)
+        test_m = evaluate(test_rows, w, b, cfg.loss) if test_rows is not None else None
+        rows.unpersist()
+        train_rows.unpersist()
     history = list(model.lossHistory if hasattr(model, "lossHistory") else model.summary.objectiveHistory)
     iterations = model.numIterations if hasattr(model, "numIterations") else model.summary.totalIterations
     w, b = weights_of(model)
     metrics: dict[str, Any] = {
-        "train": evaluate(train_rows, w, b, cfg.loss),
-        "test": evaluate(test_rows, w, b, cfg.loss) if test_rows is not None else None,
+        "train": train_m,
+        "test": test_m,
         "iterations": iterations,
         "seconds": seconds,
         "seconds_per_iteration": progress.seconds_per_iteration(),
@@ -277,8 +289,6 @@ def run(spark: SparkSession, cfg: JobConfig) -> JobResult:
         metrics["true_model"] = truth
         centered = w - w.mean(axis=0) if w.ndim == 2 else w  # softmax is shift invariant: compare the centered
         metrics["weight_error_max"] = float(np.max(np.abs(centered - np.asarray(truth["weights"]))))
-    rows.unpersist()
-    train_rows.unpersist()
     return JobResult(model, metrics, history)
 
 

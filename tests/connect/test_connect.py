@@ -114,6 +114,21 @@ def test_models_under_connect_are_the_classic_ones_bit_for_bit(spark, connect_se
     cv = CrossValidator(estimator=est, estimatorParamMaps=grid, evaluator=RegressionEvaluator(), numFolds=2, seed=7)
     assert got["cv"] == numbers(cv.fit(df).bestModel)
     assert len(got["pipeline_predictions"]) == 240
+
+    job_out = tmp_path / "job"  # the batch job under Connect: synthetic data, then a Parquet input
+    for extra in ([], ["--input", data, "--format", "parquet", "--feature-cols", "a,b,c"]):
+        cmd = [sys.executable, str(ROOT / "jobs" / "train_linear.py"), "--remote", connect_server, "--api",
+               "dataframe", "--rows", "3000", "--iterations", "30", "--optimizer", "lbfgs", "--mini-batch-fraction",
+               "1.0", "--output", str(job_out), *extra]
+        done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, "\n".join(ln for ln in done.stderr.splitlines() if not ln.startswith("\tat "))[-3000:]
+        m = json.loads((job_out / "metrics.json").read_text())
+        assert m["test"]["rmse"] < 0.15 and m["config"]["remote"] == connect_server
+        from sparkgd.ml import SGDLinearRegressionModel
+
+        loaded = SGDLinearRegressionModel.load(str(job_out / "model"))
+        np.testing.assert_array_equal(loaded.coefficients.toArray(), m["weights"])
+    assert m["weights"] == pytest.approx([1.0, -2.0, 0.5], abs=0.05)  # the Parquet data's a, b, c
     assert top_level(CombineTree(2, 2), 12_000 + 1) == 1  # the wide fit combined a tree level remotely
     wide_df = spark.read.parquet(data + "-wide")
     assert wide_df.rdd.getNumPartitions() == 2 and got["wide"] == numbers(wide().fit(wide_df))

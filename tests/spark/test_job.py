@@ -140,6 +140,8 @@ def test_optimizer_options_and_their_config_keys_reach_the_training(spark, train
     (["--mini-batch-fraction", "2"], "--mini-batch-fraction must be in (0, 1]"),
     (["--iterations", "-1"], "--iterations must be >= 0"),
     (["--loss", "cauchy"], "argument --loss: invalid choice"),
+    (["--remote", "sc://127.0.0.1:1"], "--remote needs --api dataframe (Spark Connect has no RDDs)"),
+    (["--remote", "localhost:15002", "--api", "dataframe"], "--remote must be a Spark Connect URL sc://host:port"),
     (["--loss", "huber", "--epsilon", "0"], "--epsilon must be > 0"),
     (["--standardize"], "--standardize needs --api dataframe"),
     (["--config", "/nonexistent.toml"], "--config: file '/nonexistent.toml' does not exist"),

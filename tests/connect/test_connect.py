@@ -18,6 +18,11 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 pytest.importorskip("grpc", reason="Spark Connect's client needs grpcio (pip install 'pyspark[connect]')")
 
 
+def _python_lines(stderr):
+    """The end of a client's stderr without the JVM stack frames Connect forwards."""
+    return "\n".join(ln for ln in stderr.splitlines() if not ln.startswith("\tat "))[-4000:]
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -97,7 +102,7 @@ def test_models_under_connect_are_the_classic_ones_bit_for_bit(spark, connect_se
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     run = subprocess.run([sys.executable, "-m", "tests.connect.client", connect_server, data, str(out)], cwd=ROOT,
                          env=env, capture_output=True, text=True, timeout=900)
-    assert run.returncode == 0, "\n".join(ln for ln in run.stderr.splitlines() if not ln.startswith("\tat "))[-4000:]
+    assert run.returncode == 0, _python_lines(run.stderr)
     got = json.loads((out / "models.json").read_text())
 
     df = spark.read.parquet(data)
@@ -121,7 +126,7 @@ def test_models_under_connect_are_the_classic_ones_bit_for_bit(spark, connect_se
                "dataframe", "--rows", "3000", "--iterations", "30", "--optimizer", "lbfgs", "--mini-batch-fraction",
                "1.0", "--output", str(job_out), *extra]
         done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, "\n".join(ln for ln in done.stderr.splitlines() if not ln.startswith("\tat "))[-3000:]
+        assert done.returncode == 0, _python_lines(done.stderr)
         m = json.loads((job_out / "metrics.json").read_text())
         assert m["test"]["rmse"] < 0.15 and m["config"]["remote"] == connect_server
         from sparkgd.ml import SGDLinearRegressionModel

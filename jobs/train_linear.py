@@ -8,7 +8,6 @@ Exit codes: 0 success, 2 bad options or configuration, 3 bad input data or a div
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 
@@ -85,9 +84,7 @@ def main(argv: list[str], spark=None) -> int:
     except config.ConfigError as e:
         print(f"train_linear.py: error: {e}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("sparkgd").setLevel(logging.DEBUG if cfg.verbose else logging.INFO)
-    logging.getLogger("py4j").setLevel(logging.WARNING)
+    config.configure_logging(cfg.verbose)
 
     from pyspark.sql import SparkSession
 

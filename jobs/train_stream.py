@@ -14,7 +14,6 @@ Exit codes: 0 stopped (--available-now done, or --timeout), 2 bad options, 3 bad
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 
@@ -75,9 +74,7 @@ def main(argv: list[str], spark=None) -> int:
     except config.ConfigError as e:
         print(f"train_stream.py: error: {e}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("sparkgd").setLevel(logging.DEBUG if cfg.verbose else logging.INFO)
-    logging.getLogger("py4j").setLevel(logging.WARNING)
+    config.configure_logging(cfg.verbose)
 
     from pyspark.sql import SparkSession
 

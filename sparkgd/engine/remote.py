@@ -25,7 +25,6 @@ import scipy.sparse as sp
 
 from sparkgd.core.block import Block, BlockSummary, block_sums, comb
 from sparkgd.core.tree import CombineTree
-from sparkgd.engine._spark import is_remote  # noqa: F401 - the DataFrame API imports it from here
 from sparkgd.engine.blocks import BlockFacts
 
 _BLOCKS_SCHEMA = "partition int, block binary, summary string"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import math
 import sys
 from dataclasses import dataclass, field
@@ -31,6 +32,13 @@ def label_classes(cfg: JobConfig) -> int | None:
     if cfg.loss in REGRESSION_LOSSES:
         return None
     return (cfg.num_classes or 0) if cfg.loss == "multinomial" else 2
+
+
+def configure_logging(verbose: bool) -> None:
+    """The jobs' log lines: time, level, message; sparkgd's at INFO (DEBUG with ``verbose``), py4j's quiet."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("sparkgd").setLevel(logging.DEBUG if verbose else logging.INFO)
+    logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -57,7 +57,7 @@ class StreamJob:
 
     def _apply(self, batch: DataFrame, batch_id: int) -> None:
         trainer = self.trainer
-        if trainer.lastBatchId is not None and batch_id <= trainer.lastBatchId:
+        if trainer.applied(batch_id):  # before reading its files; trainer.process would skip it too
             log.info("batch %d was applied already, skipping it", batch_id)
             return
         files = sorted({r[0] for r in batch.select(F.input_file_name()).distinct().collect()})

@@ -35,10 +35,11 @@ from pyspark.sql.types import ArrayType, DoubleType, NumericType, StructField, S
 
 from sparkgd.core.gradients import Gradient
 from sparkgd.core.updaters import ElasticNetUpdater
+from sparkgd.engine._spark import is_remote
 from sparkgd.engine.arrow import build_block_from_batches, record_batches
 from sparkgd.engine.blocks import BlockedData, feature_std
 from sparkgd.engine.loop import descend
-from sparkgd.engine.remote import RemoteBlocks, is_remote
+from sparkgd.engine.remote import RemoteBlocks
 from sparkgd.engine.reuse import blocks_for
 from sparkgd.engine.turns import training_call
 

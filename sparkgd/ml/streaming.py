@@ -130,9 +130,13 @@ class StreamingSGD:
         """The model after the newest batch applied (``None`` before the first)."""
         return self._model
 
+    def applied(self, batch_id: int) -> bool:
+        """Whether batch ``batch_id`` was applied already (its id is not above the newest saved state's)."""
+        return self.lastBatchId is not None and batch_id <= self.lastBatchId
+
     def process(self, batch: DataFrame, batch_id: int) -> None:
         """Apply one micro-batch (the ``foreachBatch`` function); a batch applied already is skipped."""
-        if self.lastBatchId is not None and batch_id <= self.lastBatchId:
+        if self.applied(batch_id):
             log.info("StreamingSGD: batch %d was applied already (newest state: batch %d), skipping it",
                      batch_id, self.lastBatchId)
             return

@@ -234,7 +234,7 @@ def _train(model_class: type[LinearModel], data: RDD, gradient: Gradient, update
     updater = updater_reg_type if not isinstance(updater_reg_type, (str, type(None))) else get_updater(updater_reg_type)
     if not isinstance(data, RDD):
         raise TypeError(f"data must be an RDD of LabeledPoint or (label, features), got {type(data).__name__}")
-    with training_call(), blocks_for(data, lambda: BlockedData(data)) as blocks:
+    with training_call(), blocks_for(data, lambda: BlockedData(data, serve=True)) as blocks:
         d = blocks.num_features
         if binary and validateData:
             blocks.check_binary_labels()

@@ -15,6 +15,7 @@ sum)``; :func:`comb` adds two accumulators, ``None`` being the empty one.
 from __future__ import annotations
 
 import functools
+import json
 import numbers
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -68,6 +69,23 @@ class BlockSummary:
     max_label: float = -1.0  # the largest label (-1 when there are no rows)
     class_label_count: int = 0  # labels that are not class indices (negative or not an integer)
     class_labels: list[float] = field(default_factory=list)
+
+
+def summary_to_json(s: BlockSummary) -> str:
+    """``s`` as JSON text (floats written exactly, arrays as lists): how it crosses a channel that never unpickles."""
+    d = dict(s.__dict__)
+    if s.moments is not None:
+        d["moments"] = [s.moments[0], s.moments[1], s.moments[2].tolist(), s.moments[3].tolist()]
+    return json.dumps(d)
+
+
+def summary_from_json(text: str | bytes | bytearray) -> BlockSummary:
+    """Inverse of :func:`summary_to_json`."""
+    d = json.loads(text)
+    if d["moments"] is not None:
+        m = d["moments"]
+        d["moments"] = (m[0], m[1], np.asarray(m[2], dtype=np.float64), np.asarray(m[3], dtype=np.float64))
+    return BlockSummary(**d)
 
 
 def _vector_parts(v: Any) -> tuple[int, np.ndarray | None, np.ndarray | None]:

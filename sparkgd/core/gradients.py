@@ -178,3 +178,21 @@ def get_gradient(name: str) -> Gradient:
         return GRADIENTS[name]()
     except KeyError:
         raise ValueError(f"loss must be one of {sorted(GRADIENTS)}, got {name!r}") from None
+
+
+def gradient_spec(gradient: Gradient) -> dict | None:
+    """``gradient`` as plain data (its name and parameters), or ``None`` for a class not defined here."""
+    if type(gradient) in GRADIENTS.values():
+        return {"name": gradient.name, **({"epsilon": gradient.epsilon} if isinstance(gradient, HuberGradient) else {})}
+    if type(gradient) is MultinomialGradient:
+        return {"name": gradient.name, "num_classes": gradient.num_sets}
+    return None
+
+
+def gradient_from_spec(spec: dict) -> Gradient:
+    """Inverse of :func:`gradient_spec`."""
+    if spec["name"] == MultinomialGradient.name:
+        return MultinomialGradient(int(spec["num_classes"]))
+    if spec["name"] == HuberGradient.name:
+        return HuberGradient(float(spec["epsilon"]))
+    return GRADIENTS[spec["name"]]()

@@ -25,7 +25,7 @@ from pyspark import RDD
 from sparkgd.core.block import Block, block_sums, comb
 from sparkgd.core.tree import CombineTree, Node
 from sparkgd.engine import _spark, turns
-from sparkgd.engine.resident import Lost, ResidentTasks, off_reason
+from sparkgd.engine.resident import FirstTasks, Lost, ResidentTasks, off_reason
 from sparkgd.engine.turns import TURNS
 
 log = logging.getLogger("sparkgd")
@@ -101,8 +101,10 @@ class IterationSums:
     hand-over). A failed start backs off 2, 4, ... :data:`MAX_RETRY_GAP` iterations.
     """
 
-    def __init__(self, blocks_rdd: RDD, depth: int, kw: dict, num_weights: int) -> None:
+    def __init__(self, blocks_rdd: RDD, depth: int, kw: dict, num_weights: int,
+                 first: FirstTasks | None = None) -> None:
         self._rdd = blocks_rdd
+        self._first = first  # the tasks that built the blocks, waiting to serve
         self._sc = blocks_rdd.context
         self._depth = depth
         self._kw = kw
@@ -151,6 +153,15 @@ class IterationSums:
             self._next_try = min(self._next_try, self._calls)
 
     def _start(self) -> None:
+        first, self._first = self._first, None
+        if first is not None:
+            try:
+                self._resident = ResidentTasks.adopt(first, self._depth, self._kw, self._d)
+                return
+            except Lost as e:
+                if e.cancelled is not None:
+                    raise e.cancelled from None
+                log.info("%s: starting resident tasks over the cached blocks", e)
         if not self._quiet():
             self._busy()
             return
@@ -223,6 +234,9 @@ class IterationSums:
                 self._back_off("resident tasks ended")
 
     def close(self) -> None:
+        first, self._first = self._first, None
+        if first is not None:
+            first.release(raise_error=False)
         tasks, self._resident = self._resident, None
         if tasks is not None:
             tasks.stop()

@@ -18,7 +18,7 @@ from pyspark.accumulators import AccumulatorParam
 
 from sparkgd.core.block import _MAX_BAD_LABELS, _ROLES, Block, BlockSummary, build_block, summarize
 from sparkgd.core.errors import InputDataError
-from sparkgd.engine import _spark
+from sparkgd.engine import _spark, resident
 
 
 class _Collect(AccumulatorParam):
@@ -33,11 +33,15 @@ class _Collect(AccumulatorParam):
 
 
 def _blocks_of(partition: int, rows: Iterator[Any], *, columns: tuple[str, str, str],
-               build: Callable[..., Block], summaries: Any, builds: Any, moments: bool) -> Iterator[Block]:
-    """Build the partition's block and report its summary."""
+               build: Callable[..., Block], summaries: Any, builds: Any, moments: bool,
+               serve: resident.ServeFirst | None = None) -> Iterator[Block]:
+    """Build the partition's block and report its summary (and serve iterations first, see :class:`FirstTasks`)."""
     block = build(partition, rows, columns)
-    summaries.add([summarize(block, moments)])
+    summary = summarize(block, moments)
+    summaries.add([summary])
     builds.add(1)
+    if serve is not None:
+        serve.serve(block, summary)
     yield block
 
 
@@ -100,6 +104,9 @@ class BlockFacts:
                                  f"(labels must be 0 .. {num_classes - 1})")
         return num_classes if num_classes is not None else top + 1
 
+    def release_tasks(self) -> None:
+        """End the tasks that built the blocks and wait for a plan, if no training call took them."""
+
     def check_weights(self) -> None:
         """Raise ``InputDataError`` when a row weight is negative, or when every weight is 0 (nothing to fit)."""
         count = sum(s.negative_weight_count for s in self.summaries)
@@ -126,24 +133,38 @@ class BlockedData(BlockFacts):
     build : callable, optional
         ``build(partition, items, columns) -> Block``; :func:`~sparkgd.core.block.build_block`
         by default, :func:`sparkgd.engine.arrow.build_block_from_batches` for Arrow batches.
+    serve : bool
+        Let the tasks that build the blocks stay up and serve the first :meth:`iteration_sums` when
+        they can (:class:`~sparkgd.engine.resident.FirstTasks`); for training calls, which end
+        with :meth:`release_tasks`.
     """
 
     def __init__(self, data: RDD, storage_level: StorageLevel | None = None,
                  columns: tuple[str, str, str] = _ROLES, moments: bool = False,
-                 build: Callable[[int, Iterable[Any], tuple[str, str, str]], Block] | None = None) -> None:
+                 build: Callable[[int, Iterable[Any], tuple[str, str, str]], Block] | None = None,
+                 serve: bool = False) -> None:
         self.columns = columns
         sc = data.context
         found = sc.accumulator([], _Collect())
         self.builds = sc.accumulator(0)  # block builds, rebuilds included (tests count them)
         if storage_level is None:
             storage_level = data.getStorageLevel() if data.is_cached else StorageLevel.MEMORY_AND_DISK
+        first = resident.FirstTasks.open(sc, data.getNumPartitions()) if serve else None
         self.rdd: RDD = data.mapPartitionsWithIndex(functools.partial(
             _blocks_of, columns=columns, build=build or build_block, summaries=found, builds=self.builds,
-            moments=moments)).persist(storage_level)
+            moments=moments, serve=first and first.spec)).persist(storage_level)
         self.rdd.setName(f"sparkgd blocks of RDD {data.id()}")
         _spark.detach(self.rdd)  # kept blocks must not keep their input's Python object alive
         self.num_partitions = self.rdd.getNumPartitions()
-        _spark.jvm_count(self.rdd)
+        self._first: resident.FirstTasks | None = None
+        self._build_job: Any = None  # the job of the tasks that built the blocks, and served (FirstTasks)
+        if first is None:
+            _spark.jvm_count(self.rdd)
+        else:
+            told = first.run(self.rdd)  # None: they did not all wait, and the job ran as a plain build
+            if told is not None:
+                self._first, self._build_job, self.summaries = first, first.job, told
+                return
         by_partition = {s.partition: s for s in found.value}
         if len(by_partition) != self.num_partitions:  # not expected: then summarize the blocks again
             again = self.rdd.map(functools.partial(summarize, moments=moments)).collect()
@@ -154,7 +175,13 @@ class BlockedData(BlockFacts):
         """Each iteration's sums over these blocks (:class:`~sparkgd.engine.aggregation.IterationSums`)."""
         from sparkgd.engine.aggregation import IterationSums
 
-        return IterationSums(self.rdd, depth, kw, num_weights)
+        first, self._first = self._first, None
+        return IterationSums(self.rdd, depth, kw, num_weights, first=first)
+
+    def release_tasks(self) -> None:
+        first, self._first = self._first, None
+        if first is not None:
+            first.release(raise_error=False)
 
     def hadoop_dirs(self) -> Any:
         """Checkpoint directories on Spark's Hadoop filesystems."""
@@ -163,7 +190,9 @@ class BlockedData(BlockFacts):
         return fs.HadoopDirs(self.rdd.context)
 
     def unpersist(self, blocking: bool = False) -> None:
-        """Drop the blocks from every executor's block manager."""
+        """Drop the blocks from every executor's block manager (once the tasks that built them have ended)."""
+        if self._build_job is not None:
+            self._build_job.thread.join()
         self.rdd.unpersist(blocking)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import socket
 import struct
@@ -32,7 +33,7 @@ _COUNT = struct.Struct("<I")
 NONCE = 32
 
 # frame kinds
-CHALLENGE, ANSWER, PROOF, ADDRESS, SETUP, ITERATION, PIECES, STOP = range(1, 9)
+CHALLENGE, ANSWER, PROOF, ADDRESS, SETUP, ITERATION, PIECES, STOP, SUMMARY, PLAN = range(1, 11)
 
 
 class ChannelError(Exception):
@@ -175,3 +176,41 @@ def decode_pieces(payload: bytearray, num_weights: int) -> dict[Node, Any]:
     if pos != len(payload):
         raise ChannelError("a pieces frame longer than its count")
     return out
+
+
+def encode_plan(kw: dict, depth: int, num_weights: int, port: int) -> bytes | None:
+    """What a task that built its block needs to serve iterations: :func:`~sparkgd.core.block.block_sums`'s
+    keywords, the tree depth, the number of weights and the root's first port, as a JSON header and the
+    scale's float64 bytes. ``None`` when ``kw`` holds what plain data cannot say (a gradient defined elsewhere)."""
+    from sparkgd.core.gradients import gradient_spec
+
+    spec = gradient_spec(kw["gradient"])
+    if spec is None or set(kw) - {"gradient", "fraction", "fit_intercept", "scale", "validation"}:
+        return None
+    scale = kw.get("scale")
+    head = json.dumps({"gradient": spec, "fraction": kw["fraction"], "fit_intercept": bool(kw["fit_intercept"]),
+                       "validation": kw.get("validation"), "scale": None if scale is None else len(scale),
+                       "depth": depth, "num_weights": num_weights, "port": port}).encode()
+    tail = b"" if scale is None else np.ascontiguousarray(scale, dtype="<f8").tobytes()
+    return _COUNT.pack(len(head)) + head + tail
+
+
+def decode_plan(payload: bytearray) -> tuple[dict, int, int, int]:
+    """Inverse of :func:`encode_plan`: ``(kw, depth, num_weights, port)``."""
+    from sparkgd.core.gradients import gradient_from_spec
+
+    try:
+        (size,) = _COUNT.unpack_from(payload)
+        head = json.loads(bytes(payload[_COUNT.size:_COUNT.size + size]))
+        count = head["scale"]
+        rest = len(payload) - _COUNT.size - size
+        if rest != 8 * (count or 0):
+            raise ChannelError("a plan frame of the wrong size")
+        kw = {"gradient": gradient_from_spec(head["gradient"]), "fraction": float(head["fraction"]),
+              "fit_intercept": bool(head["fit_intercept"]),
+              "scale": None if count is None else np.frombuffer(payload, dtype="<f8", offset=_COUNT.size + size).copy()}
+        if head["validation"] is not None:
+            kw["validation"] = (float(head["validation"][0]), int(head["validation"][1]))
+        return kw, int(head["depth"]), int(head["num_weights"]), int(head["port"])
+    except (ValueError, KeyError, TypeError, struct.error) as e:
+        raise ChannelError(f"a bad plan frame: {e}") from None

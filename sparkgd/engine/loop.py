@@ -253,7 +253,7 @@ def run_minibatch_sgd(data: RDD | BlockedData, gradient: Gradient, updater: Upda
     check_loop_params(bool(optimizer and optimizer.line_search), mini_batch_fraction, average_from,
                       validation_fraction, n_iter_no_change)
     given = contextlib.nullcontext(data) if isinstance(data, BlockedData) else None
-    with training_call(), given or blocks_for(data, lambda: BlockedData(data)) as blocks:
+    with training_call(), given or blocks_for(data, lambda: BlockedData(data, serve=True)) as blocks:
         d = blocks.num_features
         k = gradient.num_sets  # K coefficient vectors, row by row, for the multinomial loss
         w0 = np.zeros((d or 0) * k) if initial_weights is None else as_weights(

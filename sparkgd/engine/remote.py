@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
-from sparkgd.core.block import Block, BlockSummary, block_sums, comb
+from sparkgd.core.block import Block, block_sums, comb, summary_from_json, summary_to_json
 from sparkgd.core.tree import CombineTree
 from sparkgd.engine.blocks import BlockFacts
 
@@ -86,21 +86,6 @@ def decode_block(buf: Any) -> Block:
     return Block(meta["partition"], a["labels"], x, a.get("weights"), meta["error"])
 
 
-def _summary_json(s: BlockSummary) -> str:
-    d = dict(s.__dict__)
-    if s.moments is not None:
-        d["moments"] = [s.moments[0], s.moments[1], s.moments[2].tolist(), s.moments[3].tolist()]
-    return json.dumps(d)
-
-
-def _summary(text: str) -> BlockSummary:
-    d = json.loads(text)
-    if d["moments"] is not None:
-        m = d["moments"]
-        d["moments"] = (m[0], m[1], np.asarray(m[2], dtype=np.float64), np.asarray(m[3], dtype=np.float64))
-    return BlockSummary(**d)
-
-
 def _build(batches: Iterator[pa.RecordBatch], *, columns: tuple[str, str, str], moments: bool
            ) -> Iterator[pa.RecordBatch]:
     from pyspark import TaskContext
@@ -116,7 +101,7 @@ def _build(batches: Iterator[pa.RecordBatch], *, columns: tuple[str, str, str], 
         table = pa.table({"label": pa.array([], pa.float64())})
     block = block_from_table(partition, table, columns)
     yield pa.RecordBatch.from_pydict({"partition": [partition], "block": [encode_block(block)],
-                                      "summary": [_summary_json(summarize(block, moments))]},
+                                      "summary": [summary_to_json(summarize(block, moments))]},
                                      schema=pa.schema([("partition", pa.int32()), ("block", pa.binary()),
                                                        ("summary", pa.string())]))
 
@@ -182,7 +167,7 @@ class RemoteBlocks(BlockFacts):
                     "where the executors run, or ship it from this client with "
                     "spark.addArtifacts('sparkgd-<version>-py3-none-any.whl', pyfile=True)") from None
             raise
-        summaries = sorted((_summary(r["summary"]) for r in rows), key=lambda s: s.partition)
+        summaries = sorted((summary_from_json(r["summary"]) for r in rows), key=lambda s: s.partition)
         super().__init__(summaries, columns)
         self.num_partitions = len(summaries)
 

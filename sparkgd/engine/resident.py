@@ -33,36 +33,44 @@ job and the caller runs the iteration in flight, and the next ones, as Spark job
 
 from __future__ import annotations
 
+import atexit
+import dataclasses
 import functools
 import logging
 import secrets
 import socket
+import sys
 import threading
 import time
 import uuid
-from typing import Any, Iterable
+import weakref
+from typing import Any, Callable, Iterable
 
 import numpy as np
 from pyspark import RDD, SparkContext
 
-from sparkgd.core.block import Block, block_sums, comb
+from sparkgd.core.block import Block, BlockSummary, block_sums, comb, summary_from_json, summary_to_json
 from sparkgd.core.tree import CombineTree
 from sparkgd.engine import _spark
 from sparkgd.engine.channel import (
     ADDRESS,
     ITERATION,
     PIECES,
+    PLAN,
     SETUP,
     STOP,
+    SUMMARY,
     ChannelError,
     accept_handshake,
     connect_handshake,
     decode_address,
     decode_iteration,
     decode_pieces,
+    decode_plan,
     encode_address,
     encode_iteration,
     encode_pieces,
+    encode_plan,
     iteration_size,
     pieces_size,
     recv,
@@ -70,6 +78,7 @@ from sparkgd.engine.channel import (
 )
 
 log = logging.getLogger("sparkgd")
+SERVE = "sparkgd.serve"  # local property: the token of the job whose block-building tasks stay up to serve
 ENABLED = "spark.sparkgd.residentTasks"  # "false" turns resident tasks off (SparkConf or session conf)
 PORT = "spark.sparkgd.resident.port"  # first port to try, as spark.driver.port; 0 (default): any free port
 WAIT_BEFORE_HANDOVER = 0.3  # seconds another job's tasks must wait for a slot before the tasks hand over
@@ -141,24 +150,32 @@ def _serve(task: int, rows: Any, *, driver: tuple[str, int], secret: bytes, kw: 
            depth: int, num_weights: int, port: int, num_tasks: int) -> list:
     """A resident task: hold the blocks, then fold them for every iteration until told to stop."""
     blocks = list(rows)  # read once from Spark's block manager; consumed, so the Python worker can be reused
-    tree = CombineTree(num_partitions, depth)
-    frame_max = iteration_size(num_weights)
     with socket.create_connection(driver, timeout=30) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         connect_handshake(sock, secret, task, len(blocks))
-        if task == 0:
-            host = sock.getsockname()[0]  # the address this executor reaches the driver from
-            with bind(host, port) as server:
-                send(sock, ADDRESS, encode_address(host, server.getsockname()[1]))
-                children = _accept_children(server, secret, num_tasks - 1)
-            sock.settimeout(None)
-            try:
-                _root_loop(sock, children, blocks, tree, kw, num_weights, frame_max)
-            finally:
-                for c in children:
-                    c.close()
-            return []
-        _, address = recv(sock, (SETUP,), 1024)
+        _work(sock, task, blocks, secret=secret, kw=kw, tree=CombineTree(num_partitions, depth),
+              num_weights=num_weights, port=port, num_tasks=num_tasks)
+    return []
+
+
+def _work(sock: socket.socket, task: int, blocks: list[Block], *, secret: bytes, kw: dict, tree: CombineTree,
+          num_weights: int, port: int, num_tasks: int) -> None:
+    """From a handshaken connection to the driver on: task 0 is the root, the others connect to it."""
+    frame_max = iteration_size(num_weights)
+    if task == 0:
+        host = sock.getsockname()[0]  # the address this executor reaches the driver from
+        with bind(host, port) as server:
+            send(sock, ADDRESS, encode_address(host, server.getsockname()[1]))
+            children = _accept_children(server, secret, num_tasks - 1)
+        sock.settimeout(None)
+        try:
+            _root_loop(sock, children, blocks, tree, kw, num_weights, frame_max)
+        finally:
+            for c in children:
+                c.close()
+        return
+    _, address = recv(sock, (SETUP,), 1024)
+    sock.close()
     with socket.create_connection(decode_address(address), timeout=30) as root:
         root.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         connect_handshake(root, secret, task)
@@ -167,11 +184,50 @@ def _serve(task: int, rows: Any, *, driver: tuple[str, int], secret: bytes, kw: 
             try:
                 kind, frame = recv(root, (ITERATION, STOP), frame_max)
             except ChannelError:
-                return []  # the root is gone: the driver sees the job end
+                return  # the root is gone: the driver sees the job end
             if kind == STOP:
-                return []
+                return
             seed, weights = decode_iteration(frame)
             send(root, PIECES, encode_pieces(_fold(blocks, tree, weights, seed, kw)))
+
+
+@dataclasses.dataclass(frozen=True)
+class ServeFirst:
+    """What a block-building task needs to stay up as a resident task (:class:`FirstTasks`)."""
+
+    driver: tuple[str, int]
+    secret: bytes
+    token: str
+    num_partitions: int
+
+    def serve(self, block: Block, summary: BlockSummary) -> None:
+        """In the first attempt of a task of the job that carries :data:`SERVE` = ``token``: send the
+        summary, then wait for a plan and serve iterations, or for STOP. Returns when done: the block
+        is then handed to Spark. Never raises: a task that cannot serve just ends."""
+        from pyspark import TaskContext
+
+        ctx = TaskContext.get()
+        if ctx is None or ctx.attemptNumber() != 0 or ctx.getLocalProperty(SERVE) != self.token:
+            return  # a rebuild (a retry, a lost block, a later job): Spark caches it, nothing more
+        try:
+            sock = socket.create_connection(self.driver, timeout=30)
+        except OSError:
+            return  # the driver no longer waits for the builders (FirstTasks.run gave up): a plain build
+        try:
+            with sock:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                connect_handshake(sock, self.secret, block.partition)
+                send(sock, SUMMARY, summary_to_json(summary).encode())
+                sock.settimeout(None)  # the driver checks the data before it plans: as long as that takes
+                kind, frame = recv(sock, (PLAN, STOP), 1 << 30)
+                if kind == STOP:
+                    return
+                kw, depth, num_weights, port = decode_plan(frame)
+                _work(sock, block.partition, [block], secret=self.secret, kw=kw,
+                      tree=CombineTree(self.num_partitions, depth), num_weights=num_weights, port=port,
+                      num_tasks=self.num_partitions)
+        except Exception as e:  # the driver sees the channel break and goes on with Spark jobs
+            print(f"sparkgd: the task that built block {block.partition} stopped serving: {e}", file=sys.stderr)
 
 
 def _admit(conn: socket.socket, peer: Any, secret: bytes, indices: range, taken: Iterable[int], who: str
@@ -228,45 +284,219 @@ def _root_loop(sock: socket.socket, children: list[socket.socket], blocks: list[
         send(sock, PIECES, encode_pieces({tree.root: tree.combine(pieces, comb)}))
 
 
+class _Job:
+    """A Spark job run from its own thread (so it inherits the caller's job group), tagged, with its outcome."""
+
+    def __init__(self, sc: SparkContext, tag: str, action: Callable[[], Any], properties: dict[str, str]) -> None:
+        from pyspark import InheritableThread
+
+        self.error: BaseException | None = None
+        self.cancelling = False
+        self.thread = InheritableThread(target=self._run, args=(sc, tag, action, properties), daemon=True)
+
+    def _run(self, sc: SparkContext, tag: str, action: Callable[[], Any], properties: dict[str, str]) -> None:
+        sc.addJobTag(tag)
+        for key, value in properties.items():
+            sc.setLocalProperty(key, value)
+        if self.cancelling:  # given up before the job was submitted
+            return
+        try:
+            action()
+        except BaseException as e:  # failed or cancelled: the driver side notices
+            self.error = e
+
+
+_FINISHING: weakref.WeakSet = weakref.WeakSet()  # jobs of builders that were told to stop and still run
+
+
+def _finishing(job: _Job) -> None:
+    """Wait for ``job`` at interpreter exit (its tasks cache their blocks; Spark would log their end as errors)."""
+    if not _FINISHING:
+        atexit.unregister(_finish)
+        atexit.register(_finish)  # after pyspark's gateway hook: runs before it
+    _FINISHING.add(job)
+
+
+def _finish() -> None:
+    for job in list(_FINISHING):
+        job.thread.join(timeout=30.0)
+
+
+def _waiting(sc: SparkContext, tag: str, ours: bool) -> bool:
+    """Whether a job of the application other than the one tagged ``tag`` (that one, with ``ours``) has tasks
+    that do not run."""
+    tagged = _spark.job_ids_for_tag(sc, tag)
+    if tagged is None:
+        return False
+    tracker = sc.statusTracker()
+    for job_id in tagged if ours else set(tracker.getActiveJobsIds()) - tagged:
+        info = tracker.getJobInfo(job_id)
+        for stage_id in info.stageIds if info is not None else ():
+            stage = tracker.getStageInfo(stage_id)
+            if stage is not None and stage.numTasks > stage.numActiveTasks + stage.numCompletedTasks:
+                return True
+    return False
+
+
+def _driver_address(sc: SparkContext) -> tuple[str, socket.socket]:
+    """The driver's host as executors reach it, and a listening socket there (:data:`PORT`)."""
+    conf = spark_conf(sc)
+    host = conf.get("spark.driver.host", "127.0.0.1")
+    server = bind(conf.get("spark.driver.bindAddress", host), int(_conf(sc, PORT, "0")))
+    server.settimeout(0.1)
+    return host, server
+
+
+class FirstTasks:
+    """The tasks of the job that builds the blocks, kept up to serve the training call's iterations.
+
+    Otherwise the blocks are built by one job and resident tasks start in another, which reads
+    every block back from the block manager (0.2-0.5 s per 80 MB block on a laptop). When every
+    partition can have a slot at once and no other job runs, each building task instead sends its
+    block's summary to the driver over the resident channel and waits: for a plan (what
+    :class:`ResidentTasks` would have in its closure), then serves as a resident task; or for STOP.
+    Only then does it hand its block to Spark, which caches it. A block rebuilt later (a lost
+    block, a retried task, any other job) is cached and nothing more: only the first attempt of a
+    task of this job (local property :data:`SERVE`) waits. While they wait, other jobs of the
+    application that want slots make them hand the blocks over and end, as resident tasks do.
+    """
+
+    def __init__(self, sc: SparkContext, num_partitions: int) -> None:
+        self.sc, self.num_partitions = sc, num_partitions
+        self.tag = f"sparkgd-build-{uuid.uuid4().hex}"
+        host, self._server = _driver_address(sc)
+        self.spec = ServeFirst((host, self._server.getsockname()[1]), secrets.token_bytes(32), uuid.uuid4().hex,
+                               num_partitions)
+        self._conns: dict[int, socket.socket] = {}
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self.job: _Job | None = None
+
+    @classmethod
+    def open(cls, sc: SparkContext, num_partitions: int) -> FirstTasks | None:
+        """Ready to build ``num_partitions`` blocks, or ``None`` when resident tasks are off, another job
+        runs, or there are fewer free slots than partitions (the blocks are then built by a plain job)."""
+        if num_partitions < 1 or off_reason(sc) is not None or sc.statusTracker().getActiveJobsIds():
+            return None
+        free = _spark.free_slots(sc)
+        if free is None or free < num_partitions:
+            return None
+        try:
+            return cls(sc, num_partitions)
+        except OSError:
+            return None
+
+    def run(self, rdd: RDD) -> list[BlockSummary] | None:
+        """Compute ``rdd`` (the blocks, built with :attr:`spec`) and return every block's summary once all its
+        tasks wait; ``None`` when some task did not start in time or could not report (its job then runs to
+        the end as a plain build, whose errors are raised here)."""
+        self.job = _Job(self.sc, self.tag, lambda: _spark.jvm_count(rdd), {SERVE: self.spec.token})
+        self.job.thread.start()
+        summaries: dict[int, BlockSummary] = {}
+        started = time.monotonic()
+        try:
+            while len(self._conns) < self.num_partitions and self.job.thread.is_alive():
+                if time.monotonic() > started + 2.0 and _waiting(self.sc, self.tag, ours=True):
+                    log.info("sparkgd: not every block-building task could start; the blocks are built by a plain job")
+                    break
+                try:
+                    conn, peer = self._server.accept()
+                except TimeoutError:
+                    continue
+                index = _admit(conn, peer, self.spec.secret, range(self.num_partitions), self._conns,
+                               "sparkgd block builders")
+                if index is None:
+                    continue
+                try:
+                    conn.settimeout(30.0)
+                    _, payload = recv(conn, (SUMMARY,), 1 << 30)
+                    summaries[index] = summary_from_json(payload)
+                except (ChannelError, OSError, ValueError, TypeError, KeyError) as e:
+                    log.warning("sparkgd block builders: task %d sent no summary (%s)", index, e)
+                    conn.close()
+                    break
+                self._conns[index] = conn
+        finally:
+            self._server.close()
+        if len(self._conns) < self.num_partitions:
+            self.release()
+            return None
+        threading.Thread(target=self._watch, daemon=True).start()
+        return [summaries[p] for p in range(self.num_partitions)]
+
+    def take(self) -> dict[int, socket.socket] | None:
+        """The waiting tasks' connections, for :meth:`ResidentTasks.adopt`; ``None`` if they were released."""
+        with self._lock:
+            self._stopped.set()
+            conns, self._conns = self._conns, {}
+            return conns or None
+
+    def _watch(self) -> None:
+        waiting_since = None
+        while not self._stopped.wait(0.1):
+            if not _waiting(self.sc, self.tag, ours=False):
+                waiting_since = None
+            elif waiting_since is None:
+                waiting_since = time.monotonic()
+            elif time.monotonic() - waiting_since >= WAIT_BEFORE_HANDOVER:
+                with self._lock:
+                    if not self._stopped.is_set():
+                        log.info("sparkgd block builders: another job wants their slots; they hand the blocks over")
+                        self._stop_tasks()
+                return
+
+    def _stop_tasks(self) -> None:
+        self._stopped.set()
+        for conn in self._conns.values():
+            try:
+                conn.settimeout(1.0)
+                send(conn, STOP)
+            except OSError:
+                pass
+            conn.close()
+        self._conns = {}
+
+    def release(self, raise_error: bool = True) -> None:
+        """Let the waiting tasks hand their blocks to Spark, and wait for the job's end (its error is raised)."""
+        with self._lock:
+            self._stop_tasks()
+        if self.job is None:
+            return
+        self.job.thread.join()
+        if self.job.error is not None:
+            if raise_error:
+                raise self.job.error
+            log.warning("sparkgd block builders: their job failed: %s", _short(self.job.error))
+
+
 class ResidentTasks:
     """``num_tasks`` tasks over ``blocks_rdd`` that return each iteration's combined sums.
 
     Raises :class:`Lost` when they cannot start (no connection in ``timeout`` seconds, the job
-    failed, or another job of the application started waiting meanwhile).
+    failed, or another job of the application started waiting meanwhile). :meth:`adopt` makes
+    them of the :class:`FirstTasks` that built the blocks instead.
     """
 
     def __init__(self, sc: SparkContext, blocks_rdd: RDD, num_tasks: int, depth: int, kw: dict,
                  num_weights: int, timeout: float = 20.0) -> None:
-        from pyspark import InheritableThread
-
-        self._sc = sc
-        self._tag = f"sparkgd-resident-{uuid.uuid4().hex}"
-        self._tree = CombineTree(blocks_rdd.getNumPartitions(), depth)
-        self._d = num_weights
-        self._lock = threading.Lock()
-        self._error: BaseException | None = None
-        self._cancelling = False
-        self._root: socket.socket | None = None
-        self.handed_over = False
-        conf = spark_conf(sc)
-        host = conf.get("spark.driver.host", "127.0.0.1")
+        self._setup(sc, f"sparkgd-resident-{uuid.uuid4().hex}", CombineTree(blocks_rdd.getNumPartitions(), depth),
+                    num_weights)
         port = int(_conf(sc, PORT, "0"))
         try:
-            self._server = bind(conf.get("spark.driver.bindAddress", host), port)
+            host, self._server = _driver_address(sc)
         except OSError as e:
             raise Lost(f"cannot listen on the driver: {e}") from None
-        self._server.settimeout(0.1)
         secret = secrets.token_bytes(32)
         source = blocks_rdd if num_tasks == blocks_rdd.getNumPartitions() else blocks_rdd.coalesce(num_tasks)
         job = source.mapPartitionsWithIndex(functools.partial(
             _serve, driver=(host, self._server.getsockname()[1]), secret=secret, kw=kw,
             num_partitions=self._tree.num_partitions, depth=depth, num_weights=num_weights, port=port,
             num_tasks=num_tasks))
-        self._thread = InheritableThread(target=self._run, args=(job,), daemon=True)
+        self._job = _Job(sc, self._tag, job.collect, {})
         if self.waiting_elsewhere():
             self._server.close()
             raise Lost("another job of the application is waiting for slots", busy=True)
-        self._thread.start()
+        self._job.thread.start()
         try:
             self._root = self._connect(num_tasks, secret, time.monotonic() + timeout)
         except BaseException:
@@ -274,43 +504,60 @@ class ResidentTasks:
             raise
         finally:
             self._server.close()
-        self._stopped = threading.Event()
-        self._watcher = threading.Thread(target=self._watch, daemon=True)
-        self._watcher.start()
+        self._watch_start()
         log.info("resident tasks: %d tasks serve the %d partitions for every iteration of this training call",
                  num_tasks, self._tree.num_partitions)
 
-    def _run(self, job: RDD) -> None:
-        self._sc.addJobTag(self._tag)
-        if self._cancelling:  # given up before the job was submitted
-            return
+    @classmethod
+    def adopt(cls, first: FirstTasks, depth: int, kw: dict, num_weights: int) -> ResidentTasks:
+        """The tasks that built the blocks (and wait), serving from now on; :class:`Lost` when they cannot
+        (they then hand their blocks to Spark and end)."""
+        self = cls.__new__(cls)
+        self._setup(first.sc, first.tag, CombineTree(first.num_partitions, depth), num_weights)
+        plan = encode_plan(kw, depth, num_weights, int(_conf(first.sc, PORT, "0")))
+        conns = first.take() if plan is not None else None
+        if conns is None:
+            first.release(raise_error=False)
+            raise Lost("the tasks that built the blocks cannot serve this call" if plan is None else
+                       "the tasks that built the blocks handed them over")
+        assert first.job is not None
+        self._job, self._builders = first.job, True
         try:
-            job.collect()
-        except BaseException as e:  # failed or cancelled: the driver side notices and hands over
-            self._error = e
+            for conn in conns.values():
+                send(conn, PLAN, plan)
+            self._root = self._link(conns)
+        except BaseException:
+            self.stop()
+            raise
+        self._watch_start()
+        log.info("resident tasks: the %d tasks that built the blocks serve every iteration of this training call",
+                 self._tree.num_partitions)
+        return self
+
+    def _setup(self, sc: SparkContext, tag: str, tree: CombineTree, num_weights: int) -> None:
+        self._sc, self._tag, self._tree, self._d = sc, tag, tree, num_weights
+        self._lock = threading.Lock()
+        self._root: socket.socket | None = None
+        self._builders = False  # the tasks that built the blocks (adopt)
+        self.handed_over = False
+
+    def _watch_start(self) -> None:
+        self._stopped = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, daemon=True)
+        self._watcher.start()
 
     def _alive(self) -> bool:
-        return self._thread.is_alive()
+        return self._job.thread.is_alive()
 
     def _ended(self, what: str) -> Lost:
-        self._thread.join(timeout=10.0)  # a broken channel means the job is ending: wait for its outcome
-        error = self._error
-        outside = error is not None and not self._cancelling and "cancel" in str(error).lower()
+        self._job.thread.join(timeout=10.0)  # a broken channel means the job is ending: wait for its outcome
+        error = self._job.error
+        outside = error is not None and not self._job.cancelling and "cancel" in str(error).lower()
         return Lost(f"{what}: {_short(error)}" if error else what, cancelled=error if outside else None)
 
     def waiting_elsewhere(self, ours_too: bool = False) -> bool:
         """Whether a job of the application other than ours (or ours, with ``ours_too``) has tasks that do not run."""
-        ours = _spark.job_ids_for_tag(self._sc, self._tag)
-        if ours is None:
-            return False
-        tracker = self._sc.statusTracker()
-        for job_id in ours if ours_too else set(tracker.getActiveJobsIds()) - ours:
-            info = tracker.getJobInfo(job_id)
-            for stage_id in info.stageIds if info is not None else ():
-                stage = tracker.getStageInfo(stage_id)
-                if stage is not None and stage.numTasks > stage.numActiveTasks + stage.numCompletedTasks:
-                    return True
-        return False
+        return _waiting(self._sc, self._tag, ours_too)
 
     def _connect(self, num_tasks: int, secret: bytes, deadline: float) -> socket.socket:
         conns: dict[int, socket.socket] = {}
@@ -330,9 +577,22 @@ class ResidentTasks:
                 index = _admit(conn, peer, secret, range(num_tasks), conns, "resident tasks")
                 if index is not None:
                     conns[index] = conn
+        except (ChannelError, OSError) as e:
+            for conn in conns.values():
+                conn.close()
+            raise Lost(f"resident tasks did not set up: {e}") from None
+        except BaseException:
+            for conn in conns.values():
+                conn.close()
+            raise
+        return self._link(conns)
+
+    def _link(self, conns: dict[int, socket.socket]) -> socket.socket:
+        """Tell tasks 1.. where the root (task 0) listens; the driver keeps its connection to the root only."""
+        try:
             _, address = recv(conns[0], (ADDRESS,), 1024)
             decode_address(address)
-            for i in range(1, num_tasks):
+            for i in range(1, len(conns)):
                 send(conns[i], SETUP, address)
                 conns.pop(i).close()
             root = conns.pop(0)
@@ -400,21 +660,26 @@ class ResidentTasks:
         """Tell the tasks to finish and wait for the job; cancel it (by its tag) if it does not end.
 
         The cancel is repeated until the job is gone: a job submitted just after a cancel would
-        otherwise hold its slots until its tasks time out.
+        otherwise hold its slots until its tasks time out. Tasks that built the blocks
+        (:meth:`adopt`) are not waited for: after STOP they hand their blocks to Spark, which caches
+        them while the caller goes on (:meth:`BlockedData.unpersist` waits for that job).
         """
         if hasattr(self, "_stopped"):
             self._stopped.set()
             self._watcher.join(timeout=5.0)  # not left running into interpreter shutdown
         with self._lock:
             self._close_root()
+        if not cancel and self._builders:
+            _finishing(self._job)
+            return
         if not cancel:
-            self._thread.join(timeout=10.0)
-        self._cancelling = True
+            self._job.thread.join(timeout=10.0)
+        self._job.cancelling = True
         deadline = time.monotonic() + 60.0
-        while self._thread.is_alive() and time.monotonic() < deadline:
+        while self._job.thread.is_alive() and time.monotonic() < deadline:
             self._sc.cancelJobsWithTag(self._tag)
-            self._thread.join(timeout=0.2)
-        if self._thread.is_alive():
+            self._job.thread.join(timeout=0.2)
+        if self._job.thread.is_alive():
             log.warning("resident tasks: their job did not end within 60 s of its cancellation")
 
 

@@ -83,12 +83,16 @@ def blocks_for(source: Any, build: Callable[[], BlockedData], variant: Hashable 
                 kept[variant] = build()
             blocks = kept[variant]
     if blocks is not None:
-        yield blocks
+        try:
+            yield blocks
+        finally:
+            blocks.release_tasks()
         return
     blocks = build()
     try:
         yield blocks
     finally:
+        blocks.release_tasks()
         blocks.unpersist()
 
 

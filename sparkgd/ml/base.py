@@ -96,7 +96,7 @@ class _SGDEstimator(DefaultParamsWritable, DefaultParamsReadable):
                 return RemoteBlocks(dataset.select(*cols), names, moments)
             batches, schema = record_batches(dataset.select(*cols))
             return BlockedData(batches, columns=names, moments=moments,
-                               build=functools.partial(build_block_from_batches, schema=schema))
+                               build=functools.partial(build_block_from_batches, schema=schema), serve=True)
 
         with training_call(), blocks_for(dataset, build, (label, feats, wcol, moments)) as blocks:
             d = blocks.num_features

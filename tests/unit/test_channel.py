@@ -159,3 +159,36 @@ def test_the_root_refuses_wrong_secrets_and_second_connections(caplog):
     assert "does not know the secret" in caplog.text and "second connection for task 1" in caplog.text
     for c in accepted["conns"]:
         c.close()
+
+
+@pytest.mark.parametrize("gradient", ["squared", "logistic", "hinge", "huber", "multinomial"])
+def test_plans_round_trip_exactly(gradient):
+    from sparkgd.core.gradients import GRADIENTS, HuberGradient, MultinomialGradient
+
+    g = {"huber": HuberGradient(0.7), "multinomial": MultinomialGradient(4)}.get(gradient) or GRADIENTS[gradient]()
+    scale = np.random.default_rng(0).normal(size=7) / 3.0
+    for kw in (dict(gradient=g, fraction=0.1 + 0.2, fit_intercept=True, scale=scale, validation=(1 / 3, 2**40 + 1)),
+               dict(gradient=g, fraction=1.0, fit_intercept=False, scale=None)):
+        out, depth, d, port = channel.decode_plan(bytearray(channel.encode_plan(kw, 3, 29, 5000)))
+        assert (depth, d, port) == (3, 29, 5000)
+        assert type(out["gradient"]) is type(g) and repr(out["gradient"]) == repr(g)
+        assert out["gradient"].num_sets == g.num_sets
+        assert out["fraction"] == kw["fraction"] and out["fit_intercept"] == kw["fit_intercept"]
+        assert out.get("validation") == kw.get("validation")
+        assert (out["scale"] is None) == (kw["scale"] is None)
+        if kw["scale"] is not None:
+            assert out["scale"].tobytes() == scale.tobytes()
+
+
+def test_a_plan_cannot_carry_a_gradient_defined_elsewhere_and_bad_plans_are_refused():
+    from sparkgd.core.gradients import LeastSquaresGradient
+
+    class Mine(LeastSquaresGradient):
+        pass
+
+    assert channel.encode_plan(dict(gradient=Mine(), fraction=1.0, fit_intercept=False, scale=None), 2, 3, 0) is None
+    good = channel.encode_plan(dict(gradient=LeastSquaresGradient(), fraction=1.0, fit_intercept=False,
+                                    scale=np.ones(3)), 2, 3, 0)
+    for bad in (good[:-1], good + b"x", b"\x05\x00\x00\x00{}", good[:4] + b"[" + good[5:]):
+        with pytest.raises(channel.ChannelError):
+            channel.decode_plan(bytearray(bad))

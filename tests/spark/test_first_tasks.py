@@ -1,0 +1,147 @@
+"""The tasks that build the blocks stay up and serve the first training call (resident.FirstTasks)."""
+
+import logging
+
+import numpy as np
+import pytest
+
+from sparkgd.engine import aggregation
+from sparkgd.engine.blocks import BlockedData
+from sparkgd.engine.resident import ENABLED
+from tests.spark.test_resident import KW, in_thread, same
+
+
+def _rows(seed=11, n=60, d=40):
+    """Rows whose sums depend on the order of addition (magnitudes 1e-6 .. 1e6)."""
+    rng = np.random.default_rng(seed)
+    return [(float(rng.normal()), rng.normal(size=d) * 10.0 ** rng.integers(-6, 7)) for _ in range(n)], d
+
+
+def _wait_for_no_jobs(sc, timeout=30.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while sc.statusTracker().getActiveJobsIds():
+        assert time.monotonic() < deadline, "a job is still running"
+        time.sleep(0.05)
+
+
+def test_the_builders_serve_the_iterations_and_then_spark_caches_their_blocks(sc, caplog):
+    rows, d = _rows()
+    w = np.random.default_rng(1).normal(size=d)
+    plain = BlockedData(sc.parallelize(rows, 2))
+    blocks = BlockedData(sc.parallelize(rows, 2), serve=True)
+    try:
+        assert sc.statusTracker().getActiveJobsIds()  # the build job is still up: its tasks wait to serve
+        assert blocks.summaries == plain.summaries
+        sums = blocks.iteration_sums(2, KW, d)
+        try:
+            with caplog.at_level(logging.INFO, logger="sparkgd"):
+                got = [sums(w * k, 40 + k) for k in (1, 2, 3)]
+            assert sums.resident_calls == 3
+            assert "the 2 tasks that built the blocks serve" in caplog.text
+        finally:
+            sums.close()
+        want = [aggregation.tree_aggregate(plain.rdd, sums.tree, w * k, 40 + k, KW) for k in (1, 2, 3)]
+        assert all(same(g, x) for g, x in zip(got, want))
+        # after STOP the builders handed their blocks to Spark: later jobs read them, nothing is rebuilt
+        assert same(aggregation.tree_aggregate(blocks.rdd, sums.tree, w, 41, KW), want[0])
+        assert blocks.builds.value == 2
+        # a block built again (lost, here unpersisted) is just cached: its task does not wait to serve
+        blocks.rdd.unpersist(blocking=True)
+        blocks.rdd.persist()
+        out = in_thread(lambda: aggregation.tree_aggregate(blocks.rdd, sums.tree, w, 41, KW), timeout=60)
+        assert same(out["value"], want[0]) and blocks.builds.value == 4
+    finally:
+        blocks.unpersist()
+        plain.unpersist()
+
+
+def test_builders_no_call_takes_hand_their_blocks_to_spark(sc):
+    rows, d = _rows(seed=12)
+    blocks = BlockedData(sc.parallelize(rows, 2), serve=True)
+    try:
+        assert sc.statusTracker().getActiveJobsIds()
+        blocks.release_tasks()
+        _wait_for_no_jobs(sc)
+        assert blocks.rdd.count() == 2 and blocks.builds.value == 2  # cached once, by the build job
+    finally:
+        blocks.unpersist()
+
+
+def test_another_job_while_the_builders_wait_is_not_starved(sc):
+    """The builders hold every slot while they wait for a plan: another job makes them hand over."""
+    rows, d = _rows(seed=13)
+    w = np.random.default_rng(2).normal(size=d)
+    blocks = BlockedData(sc.parallelize(rows, 2), serve=True)
+    try:
+        out = in_thread(lambda: sc.parallelize(range(100), 2).sum(), timeout=60)
+        assert out["value"] == 4950
+        sums = blocks.iteration_sums(2, KW, d)
+        try:
+            got = sums(w, 5)
+        finally:
+            sums.close()
+        assert same(got, aggregation.tree_aggregate(blocks.rdd, sums.tree, w, 5, KW))
+        assert blocks.builds.value == 2  # handed over, not rebuilt
+    finally:
+        blocks.unpersist()
+
+
+def test_builders_wait_only_when_every_partition_has_a_slot(sc):
+    rows, d = _rows(seed=14)
+    blocks = BlockedData(sc.parallelize(rows, 3), serve=True)  # 3 partitions, 2 slots: a plain build job
+    try:
+        assert not sc.statusTracker().getActiveJobsIds() and blocks.builds.value == 3
+    finally:
+        blocks.unpersist()
+
+
+@pytest.fixture
+def resident_off(spark):
+    spark.conf.set(ENABLED, "false")
+    yield
+    spark.conf.unset(ENABLED)
+
+
+def test_with_resident_tasks_off_the_build_job_ends_at_once(sc, resident_off):
+    rows, d = _rows(seed=15)
+    blocks = BlockedData(sc.parallelize(rows, 2), serve=True)
+    try:
+        assert not sc.statusTracker().getActiveJobsIds() and blocks.builds.value == 2
+    finally:
+        blocks.unpersist()
+
+
+def test_a_fit_served_by_its_builders_is_the_per_job_fit_bit_for_bit(spark, caplog):
+    from pyspark.ml.linalg import Vectors
+
+    from sparkgd.engine import reuse
+    from sparkgd.ml import SGDLogisticRegression
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(300, 6)) * [1, 10, 100, 0.1, 1, 5]
+    y = (x @ rng.normal(size=6) > 0).astype(float)
+    df = spark.createDataFrame([(float(a), Vectors.dense(b)) for a, b in zip(y, x)], ["label", "features"])
+    df = df.repartition(2).cache()
+    est = SGDLogisticRegression(maxIter=15, optimizer="adam", stepSize=0.1, miniBatchFraction=0.5, regParam=0.01,
+                                validationFraction=0.2)
+    try:
+        df.count()
+        with caplog.at_level(logging.INFO, logger="sparkgd"):
+            served = est.fit(df)
+        assert "the 2 tasks that built the blocks serve" in caplog.text
+        again = est.fit(df)  # the blocks the builders handed to Spark, read by new resident tasks
+        reuse.release_all()
+        spark.conf.set(ENABLED, "false")
+        try:
+            per_job = est.fit(df)
+        finally:
+            spark.conf.unset(ENABLED)
+    finally:
+        reuse.release_all()
+        df.unpersist()
+    for m in (again, per_job):
+        assert served.coefficients.toArray().tobytes() == m.coefficients.toArray().tobytes()
+        assert served.intercept == m.intercept
+        assert served.summary.objectiveHistory == m.summary.objectiveHistory

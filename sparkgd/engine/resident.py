@@ -9,7 +9,8 @@ blocks to Python). MLlib pays that once per iteration. Resident tasks pay it onc
   locality places each group; barrier mode would refuse the coalesce). If some task does not
   start within two seconds, the job is cancelled. Each task reads
   its blocks once from Spark's block manager and holds them in memory until the call ends;
-  nothing is written anywhere.
+  nothing is written anywhere. On a call's first blocks the tasks that build them can serve
+  instead, and hand their blocks to Spark at the end (:class:`FirstTasks`).
 * **Channel.** Every task connects to a socket on the driver (``spark.sparkgd.resident.port``,
   any free port by default) and proves a per-call secret by challenge-response
   (:mod:`sparkgd.engine.channel`); only fixed binary frames follow, never a pickle. One

@@ -17,22 +17,13 @@ def _rows(seed=11, n=60, d=40):
     return [(float(rng.normal()), rng.normal(size=d) * 10.0 ** rng.integers(-6, 7)) for _ in range(n)], d
 
 
-def _wait_for_no_jobs(sc, timeout=30.0):
-    import time
-
-    deadline = time.monotonic() + timeout
-    while sc.statusTracker().getActiveJobsIds():
-        assert time.monotonic() < deadline, "a job is still running"
-        time.sleep(0.05)
-
-
 def test_the_builders_serve_the_iterations_and_then_spark_caches_their_blocks(sc, caplog):
     rows, d = _rows()
     w = np.random.default_rng(1).normal(size=d)
     plain = BlockedData(sc.parallelize(rows, 2))
     blocks = BlockedData(sc.parallelize(rows, 2), serve=True)
     try:
-        assert sc.statusTracker().getActiveJobsIds()  # the build job is still up: its tasks wait to serve
+        assert blocks.builds.value == 0  # no build task has ended: they wait to serve
         assert blocks.summaries == plain.summaries
         sums = blocks.iteration_sums(2, KW, d)
         try:
@@ -46,6 +37,7 @@ def test_the_builders_serve_the_iterations_and_then_spark_caches_their_blocks(sc
         assert all(same(g, x) for g, x in zip(got, want))
         # after STOP the builders handed their blocks to Spark: later jobs read them, nothing is rebuilt
         assert same(aggregation.tree_aggregate(blocks.rdd, sums.tree, w, 41, KW), want[0])
+        blocks._build_job.thread.join(30)  # the fit returned before the builders' job ended (it caches the blocks)
         assert blocks.builds.value == 2
         # a block built again (lost, here unpersisted) is just cached: its task does not wait to serve
         blocks.rdd.unpersist(blocking=True)
@@ -61,10 +53,10 @@ def test_builders_no_call_takes_hand_their_blocks_to_spark(sc):
     rows, d = _rows(seed=12)
     blocks = BlockedData(sc.parallelize(rows, 2), serve=True)
     try:
-        assert sc.statusTracker().getActiveJobsIds()
-        blocks.release_tasks()
-        _wait_for_no_jobs(sc)
-        assert blocks.rdd.count() == 2 and blocks.builds.value == 2  # cached once, by the build job
+        assert blocks.builds.value == 0
+        blocks.release_tasks()  # the build job has ended when it returns
+        assert blocks.builds.value == 2
+        assert blocks.rdd.count() == 2 and blocks.builds.value == 2  # cached by the build job: not built again
     finally:
         blocks.unpersist()
 
@@ -92,7 +84,7 @@ def test_builders_wait_only_when_every_partition_has_a_slot(sc):
     rows, d = _rows(seed=14)
     blocks = BlockedData(sc.parallelize(rows, 3), serve=True)  # 3 partitions, 2 slots: a plain build job
     try:
-        assert not sc.statusTracker().getActiveJobsIds() and blocks.builds.value == 3
+        assert blocks.builds.value == 3  # its tasks have ended
     finally:
         blocks.unpersist()
 
@@ -108,7 +100,7 @@ def test_with_resident_tasks_off_the_build_job_ends_at_once(sc, resident_off):
     rows, d = _rows(seed=15)
     blocks = BlockedData(sc.parallelize(rows, 2), serve=True)
     try:
-        assert not sc.statusTracker().getActiveJobsIds() and blocks.builds.value == 2
+        assert blocks.builds.value == 2  # its tasks have ended
     finally:
         blocks.unpersist()
 

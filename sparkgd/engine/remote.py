@@ -27,7 +27,8 @@ from sparkgd.core.block import Block, block_sums, comb, summary_from_json, summa
 from sparkgd.core.tree import CombineTree
 from sparkgd.engine.blocks import BlockFacts
 
-_BLOCKS_SCHEMA = "partition int, block binary, summary string"
+_BLOCKS_SCHEMA = "partition int, chunk int, block binary, summary string"
+CHUNK = 4 << 20  # bytes of a block per row: Spark hands many 4 MiB values to Python faster than one of 80 MiB
 _SUMS_SCHEMA = "level int, node int, sums binary"
 
 
@@ -100,10 +101,13 @@ def _build(batches: Iterator[pa.RecordBatch], *, columns: tuple[str, str, str], 
     else:
         table = pa.table({"label": pa.array([], pa.float64())})
     block = block_from_table(partition, table, columns)
-    yield pa.RecordBatch.from_pydict({"partition": [partition], "block": [encode_block(block)],
-                                      "summary": [summary_to_json(summarize(block, moments))]},
-                                     schema=pa.schema([("partition", pa.int32()), ("block", pa.binary()),
-                                                       ("summary", pa.string())]))
+    data = encode_block(block)
+    chunks = [data[at:at + CHUNK] for at in range(0, len(data), CHUNK)]
+    yield pa.RecordBatch.from_pydict(
+        {"partition": [partition] * len(chunks), "chunk": list(range(len(chunks))), "block": chunks,
+         "summary": [summary_to_json(summarize(block, moments))] + [None] * (len(chunks) - 1)},
+        schema=pa.schema([("partition", pa.int32()), ("chunk", pa.int32()), ("block", pa.binary()),
+                          ("summary", pa.string())]))
 
 
 def _encode_acc(acc: Any) -> bytes:
@@ -123,13 +127,28 @@ def _decode_acc(buf: Any) -> Any:
 _SUMS = pa.schema([("level", pa.int32()), ("node", pa.int32()), ("sums", pa.binary())])
 
 
+def _joined(chunks: list[tuple[int, Any]]) -> np.ndarray:
+    """A block's chunks, in chunk order, in one numpy buffer (aligned as numpy aligns, see :func:`_pack`)."""
+    chunks.sort(key=lambda c: c[0])
+    if [c for c, _ in chunks] != list(range(len(chunks))):
+        raise ValueError(f"sparkgd: a block's chunks are missing or repeated: {[c for c, _ in chunks]}")
+    out = np.empty(sum(b.size for _, b in chunks), dtype=np.uint8)
+    at = 0
+    for _, b in chunks:
+        out[at:at + b.size] = np.frombuffer(b, dtype=np.uint8)
+        at += b.size
+    return out
+
+
 def _leaves(batches: Iterator[pa.RecordBatch], *, weights: np.ndarray, seed: int, kw: dict
             ) -> Iterator[pa.RecordBatch]:
+    found: dict[int, list[tuple[int, Any]]] = {}
     for b in batches:
-        parts, blocks = b.column("partition").to_pylist(), b.column("block")
-        for i, p in enumerate(parts):
-            acc = block_sums(decode_block(blocks[i].as_buffer()), weights, seed=seed, **kw)
-            yield pa.RecordBatch.from_pydict({"level": [0], "node": [p], "sums": [_encode_acc(acc)]}, schema=_SUMS)
+        for p, c, data in zip(b.column("partition").to_pylist(), b.column("chunk").to_pylist(), b.column("block")):
+            found.setdefault(p, []).append((c, data.as_buffer()))
+    for p, chunks in sorted(found.items()):
+        acc = block_sums(decode_block(_joined(chunks)), weights, seed=seed, **kw)
+        yield pa.RecordBatch.from_pydict({"level": [0], "node": [p], "sums": [_encode_acc(acc)]}, schema=_SUMS)
 
 
 def _combine(table: pa.Table, *, tree: CombineTree, level: int) -> pa.Table:
@@ -159,7 +178,7 @@ class RemoteBlocks(BlockFacts):
         self.df = df.mapInArrow(functools.partial(_build, columns=columns, moments=moments), _BLOCKS_SCHEMA) \
             .persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            rows = self.df.select("partition", "summary").collect()
+            rows = self.df.where("chunk = 0").select("partition", "summary").collect()
         except Exception as e:
             if "No module named 'sparkgd" in str(e):
                 raise RuntimeError(

@@ -11,6 +11,10 @@ itself, or for a DataFrame the in-memory relation Spark's cache manager built). 
 DataFrame, even under the same object after ``spark.catalog.clearCache()``, makes a new one,
 so a changed input is never trained on from old blocks. Blocks whose input is no longer cached
 are dropped at the next training call, or by :func:`release_all`.
+
+Under Spark Connect the key is the session and the input's plan, as Spark's cache manager matches
+them, and kept blocks are checked against a stamp of the input's cached content at every reuse
+(see :func:`stamp`).
 """
 
 from __future__ import annotations
@@ -57,20 +61,19 @@ def _prune(sc: Any) -> None:
 
 
 @contextlib.contextmanager
-def blocks_for(source: Any, build: Callable[[], BlockedData], variant: Hashable = ()) -> Iterator[BlockedData]:
+def blocks_for(source: Any, build: Callable[[], BlockedData], variant: Hashable = (),
+               columns: list[str] | None = None) -> Iterator[BlockedData]:
     """The blocks of ``source`` (an RDD or DataFrame) for ``variant`` (the columns read, ...).
 
     ``build()`` makes them when none are kept. For an input that is not cached they are
-    dropped on exit.
+    dropped on exit. ``columns``: the DataFrame columns the blocks are built from (under Spark
+    Connect, where their content stamps the kept blocks).
     """
     from pyspark import RDD
 
-    if not isinstance(source, RDD) and _spark.is_remote():  # no SparkContext to ask Spark's cache identity of
-        blocks = build()
-        try:
+    if not isinstance(source, RDD) and _spark.is_remote():
+        with _remote_blocks_for(source, build, variant, columns) as blocks:
             yield blocks
-        finally:
-            blocks.unpersist()
         return
     sc = source.context if isinstance(source, RDD) else source.sparkSession.sparkContext
     with _LOCK:
@@ -109,8 +112,84 @@ def release_all() -> None:
     with _LOCK:
         for key in list(_KEPT):
             _release(key)
+        for entries in _REMOTE.values():
+            for _, _, blocks in entries:
+                _drop(blocks)
+        _REMOTE.clear()
 
 
 def kept_count() -> int:
     """How many cached inputs have blocks kept."""
-    return len(_KEPT)
+    return len(_KEPT) + sum(len(e) for e in _REMOTE.values())
+
+
+# Under Spark Connect there is no SparkContext to ask which RDD holds a cached DataFrame. Spark's
+# cache manager matches a DataFrame to its cached data by the plan (``sameSemantics``); the same
+# plan cached again (after ``unpersist``) may hold other data, and Spark keeps blocks cached from
+# the old data. So kept blocks carry a stamp of the input's cached content, one cheap JVM job
+# (row count and an order-sensitive XOR of ``xxhash64`` per partition), checked at every reuse.
+_REMOTE: dict[tuple[str, int, Hashable], list[tuple[Any, list, Any]]] = {}
+
+
+def _is_cached(df: Any) -> bool:
+    level = df.storageLevel
+    return bool(level.useMemory or level.useDisk)
+
+
+def stamp(df: Any, columns: list[str] | None) -> list | None:
+    """``[(partition, rows, xor of xxhash64(row position, columns))]`` of ``df``, or ``None`` if Spark cannot
+    hash those columns."""
+    from pyspark.sql import functions as F
+
+    cols = [F.col(c) for c in (columns or df.columns)]
+    try:
+        rows = df.select(F.spark_partition_id().alias("p"),
+                         F.xxhash64(F.monotonically_increasing_id(), *cols).alias("h")) \
+            .groupBy("p").agg(F.count(F.lit(1)).alias("n"), F.bit_xor("h").alias("x")).collect()
+    except Exception as e:  # a column type Spark does not hash (a map): no reuse
+        log.debug("no stamp for the input (%s): its blocks are not kept", e)
+        return None
+    return sorted((int(r["p"]), int(r["n"]), int(r["x"])) for r in rows)
+
+
+def _drop(blocks: Any) -> None:
+    try:
+        blocks.unpersist()
+    except Exception:  # the session is gone, and the blocks with it
+        log.debug("could not release the blocks of a closed session", exc_info=True)
+
+
+@contextlib.contextmanager
+def _remote_blocks_for(source: Any, build: Callable[[], Any], variant: Hashable,
+                       columns: list[str] | None) -> Iterator[Any]:
+    """:func:`blocks_for` under Spark Connect: kept while the input stays cached with the same stamp."""
+    session = source.sparkSession.session_id
+    with _LOCK:
+        for key in [k for k in _REMOTE if k[0] == session]:  # inputs no longer cached: drop their blocks
+            keep = [e for e in _REMOTE[key] if _is_cached(e[0])]
+            for e in _REMOTE[key]:
+                if e not in keep:
+                    _drop(e[2])
+            _REMOTE[key] = keep
+        found = None
+        mark = stamp(source, columns) if _is_cached(source) else None
+        if mark is not None:
+            entries = _REMOTE.setdefault((session, source.semanticHash(), variant), [])
+            for e in list(entries):
+                if e[0].sameSemantics(source):
+                    entries.remove(e)
+                    if e[1] == mark:
+                        found = e
+                    else:  # cached again with other content
+                        _drop(e[2])
+            if found is None:
+                found = (source, mark, build())
+            entries.append(found)
+    if found is not None:
+        yield found[2]
+        return
+    blocks = build()
+    try:
+        yield blocks
+    finally:
+        blocks.unpersist()

@@ -98,7 +98,8 @@ class _SGDEstimator(DefaultParamsWritable, DefaultParamsReadable):
             return BlockedData(batches, columns=names, moments=moments,
                                build=functools.partial(build_block_from_batches, schema=schema), serve=True)
 
-        with training_call(), blocks_for(dataset, build, (label, feats, wcol, moments)) as blocks:
+        variant, used = (label, feats, wcol, moments), [label, feats] + ([wcol] if wcol else [])
+        with training_call(), blocks_for(dataset, build, variant, used) as blocks:
             d = blocks.num_features
             if d is None:
                 raise ValueError("the training DataFrame has no rows")

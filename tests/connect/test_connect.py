@@ -135,5 +135,11 @@ def test_models_under_connect_are_the_classic_ones_bit_for_bit(spark, connect_se
         np.testing.assert_array_equal(loaded.coefficients.toArray(), m["weights"])
     assert m["weights"] == pytest.approx([1.0, -2.0, 0.5], abs=0.05)  # the Parquet data's a, b, c
     assert top_level(CombineTree(2, 2), 12_000 + 1) == 1  # the wide fit combined a tree level remotely
+    reused = got["reuse"]  # a cached input's blocks serve both fits, and give the classic models
+    assert reused["builds_after_two"] == 1 and reused["first"] == got["linear"]
+    assert reused["again_reg"] == numbers(ESTIMATORS["linear"]().setRegParam(0.1).fit(df))
+    recached = got["recached"]  # cached again with other content: rebuilt, not trained on the old blocks
+    assert recached["same_plan"] and recached["builds"] == 4
+    assert recached["new"] == recached["fresh"] != recached["old"]
     wide_df = spark.read.parquet(data + "-wide")
     assert wide_df.rdd.getNumPartitions() == 2 and got["wide"] == numbers(wide().fit(wide_df))

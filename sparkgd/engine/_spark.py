@@ -103,10 +103,12 @@ def hadoop_path(sc: SparkContext, path: str) -> tuple[Any, Any]:
 
 def jvm_count(rdd: RDD) -> None:
     """Compute (and so cache) every partition of ``rdd`` without sending its elements back to Python."""
+    from py4j.protocol import Py4JJavaError
+
     try:
         rdd._jrdd.count()
     except Exception as e:
-        if "py4j" not in type(e).__module__:
+        if "py4j" not in type(e).__module__ or isinstance(e, Py4JJavaError):  # the job itself failed
             raise
         _unavailable("JVM count", e)
         rdd.count()

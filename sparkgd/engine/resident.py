@@ -310,11 +310,22 @@ class _Job:
 _FINISHING: weakref.WeakSet = weakref.WeakSet()  # jobs of builders that were told to stop and still run
 
 
-def _finishing(job: _Job) -> None:
-    """Wait for ``job`` at interpreter exit (its tasks cache their blocks; Spark would log their end as errors)."""
+def _finishing(job: _Job, sc: SparkContext) -> None:
+    """Wait for ``job`` before ``sc`` stops and at interpreter exit: its tasks cache their blocks, and Spark
+    stopping under them logs their end as errors (a script's ``spark.stop()`` right after ``fit``)."""
     if not _FINISHING:
         atexit.unregister(_finish)
         atexit.register(_finish)  # after pyspark's gateway hook: runs before it
+    if not getattr(sc, "_sparkgd_waits", False):  # SparkSession.stop, the context manager: all call sc.stop
+        stop = sc.stop
+
+        @functools.wraps(stop)
+        def stop_after_builders() -> None:
+            _finish()
+            stop()
+
+        sc.stop = stop_after_builders  # type: ignore[method-assign]
+        sc._sparkgd_waits = True  # type: ignore[attr-defined]
     _FINISHING.add(job)
 
 
@@ -671,7 +682,7 @@ class ResidentTasks:
         with self._lock:
             self._close_root()
         if not cancel and self._builders:
-            _finishing(self._job)
+            _finishing(self._job, self._sc)
             return
         if not cancel:
             self._job.thread.join(timeout=10.0)

@@ -137,3 +137,35 @@ def test_a_fit_served_by_its_builders_is_the_per_job_fit_bit_for_bit(spark, capl
         assert served.coefficients.toArray().tobytes() == m.coefficients.toArray().tobytes()
         assert served.intercept == m.intercept
         assert served.summary.objectiveHistory == m.summary.objectiveHistory
+
+
+STOP_RIGHT_AFTER_FIT = """
+import numpy as np
+from pyspark.ml.linalg import Vectors
+from pyspark.sql import SparkSession
+from sparkgd.ml import SGDLinearRegression
+
+spark = SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false").getOrCreate()
+x = np.random.default_rng(0).normal(size=(200_000, 20))
+df = spark.createDataFrame([(float(v @ np.arange(20)), Vectors.dense(v)) for v in x], ["label", "features"])
+df = df.repartition(2).cache()
+df.count()
+model = SGDLinearRegression(optimizer="lbfgs", maxIter=5).fit(df)  # returns while Spark caches the blocks
+spark.stop()
+print("coefficient", model.coefficients[1])
+"""
+
+
+def test_stopping_spark_right_after_a_fit_waits_for_the_builders(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "stop.py"
+    script.write_text(STOP_RIGHT_AFTER_FIT)
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "coefficient 0.99" in done.stdout or "coefficient 1.0" in done.stdout
+    errors = [ln for ln in done.stderr.splitlines() if " ERROR " in ln or "Exception" in ln]
+    assert not errors, errors[:5]

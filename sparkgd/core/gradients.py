@@ -195,4 +195,4 @@ def gradient_from_spec(spec: dict) -> Gradient:
         return MultinomialGradient(int(spec["num_classes"]))
     if spec["name"] == HuberGradient.name:
         return HuberGradient(float(spec["epsilon"]))
-    return GRADIENTS[spec["name"]]()
+    return get_gradient(spec["name"])

@@ -350,6 +350,27 @@ def _waiting(sc: SparkContext, tag: str, ours: bool) -> bool:
     return False
 
 
+class _HandOverClock:
+    """Whether another job of the application has had tasks waiting for a slot for
+    :data:`WAIT_BEFORE_HANDOVER` seconds, as a watcher polling every 0.1 s sees it."""
+
+    def __init__(self, sc: SparkContext, tag: str) -> None:
+        self._sc, self._tag = sc, tag
+        self._since: float | None = None
+
+    def reset(self) -> None:
+        self._since = None
+
+    def due(self) -> bool:
+        if not _waiting(self._sc, self._tag, ours=False):
+            self._since = None
+            return False
+        now = time.monotonic()
+        if self._since is None:
+            self._since = now
+        return now - self._since >= WAIT_BEFORE_HANDOVER
+
+
 def _driver_address(sc: SparkContext) -> tuple[str, socket.socket]:
     """The driver's host as executors reach it, and a listening socket there (:data:`PORT`)."""
     conf = spark_conf(sc)
@@ -444,13 +465,9 @@ class FirstTasks:
             return conns or None
 
     def _watch(self) -> None:
-        waiting_since = None
+        clock = _HandOverClock(self.sc, self.tag)
         while not self._stopped.wait(0.1):
-            if not _waiting(self.sc, self.tag, ours=False):
-                waiting_since = None
-            elif waiting_since is None:
-                waiting_since = time.monotonic()
-            elif time.monotonic() - waiting_since >= WAIT_BEFORE_HANDOVER:
+            if clock.due():
                 with self._lock:
                     if not self._stopped.is_set():
                         log.info("sparkgd block builders: another job wants their slots; they hand the blocks over")
@@ -589,13 +606,11 @@ class ResidentTasks:
                 index = _admit(conn, peer, secret, range(num_tasks), conns, "resident tasks")
                 if index is not None:
                     conns[index] = conn
-        except (ChannelError, OSError) as e:
+        except BaseException as e:
             for conn in conns.values():
                 conn.close()
-            raise Lost(f"resident tasks did not set up: {e}") from None
-        except BaseException:
-            for conn in conns.values():
-                conn.close()
+            if isinstance(e, (ChannelError, OSError)):
+                raise Lost(f"resident tasks did not set up: {e}") from None
             raise
         return self._link(conns)
 
@@ -637,19 +652,15 @@ class ResidentTasks:
             return pieces[self._tree.root]
 
     def _watch(self) -> None:
-        waiting_since = None
+        clock = _HandOverClock(self._sc, self._tag)
         while not self._stopped.wait(0.1):
             if not self._lock.acquire(blocking=False):
-                waiting_since = None  # an iteration is in flight: the tasks are busy, not idle
+                clock.reset()  # an iteration is in flight: the tasks are busy, not idle
                 continue
             try:
                 if self._root is None:
                     return
-                if not self.waiting_elsewhere():
-                    waiting_since = None
-                elif waiting_since is None:
-                    waiting_since = time.monotonic()
-                elif time.monotonic() - waiting_since >= WAIT_BEFORE_HANDOVER:
+                if clock.due():
                     log.info("resident tasks: another job of the application is waiting for slots; handing them "
                              "over (later iterations of this call run one Spark job each)")
                     self.handed_over = True

@@ -101,10 +101,7 @@ def blocks_for(source: Any, build: Callable[[], BlockedData], variant: Hashable 
 
 def _release(key: tuple[str, int]) -> None:
     for blocks in _KEPT.pop(key, {}).values():
-        try:
-            blocks.unpersist()
-        except Exception:  # its SparkContext is gone, and the blocks with it
-            log.debug("could not release the blocks of a stopped application", exc_info=True)
+        _drop(blocks)
 
 
 def release_all() -> None:
@@ -155,8 +152,8 @@ def stamp(df: Any, columns: list[str] | None) -> list | None:
 def _drop(blocks: Any) -> None:
     try:
         blocks.unpersist()
-    except Exception:  # the session is gone, and the blocks with it
-        log.debug("could not release the blocks of a closed session", exc_info=True)
+    except Exception:  # its SparkContext or Connect session is gone, and the blocks with it
+        log.debug("could not release the blocks of a stopped application or closed session", exc_info=True)
 
 
 @contextlib.contextmanager
@@ -166,25 +163,27 @@ def _remote_blocks_for(source: Any, build: Callable[[], Any], variant: Hashable,
     session = source.sparkSession.session_id
     with _LOCK:
         for key in [k for k in _REMOTE if k[0] == session]:  # inputs no longer cached: drop their blocks
-            keep = [e for e in _REMOTE[key] if _is_cached(e[0])]
+            kept = []
             for e in _REMOTE[key]:
-                if e not in keep:
+                if _is_cached(e[0]):
+                    kept.append(e)
+                else:
                     _drop(e[2])
-            _REMOTE[key] = keep
+            _REMOTE[key] = kept
         found = None
         mark = stamp(source, columns) if _is_cached(source) else None
         if mark is not None:
-            entries = _REMOTE.setdefault((session, source.semanticHash(), variant), [])
-            for e in list(entries):
-                if e[0].sameSemantics(source):
-                    entries.remove(e)
-                    if e[1] == mark:
-                        found = e
-                    else:  # cached again with other content
-                        _drop(e[2])
-            if found is None:
-                found = (source, mark, build())
-            entries.append(found)
+            key = (session, source.semanticHash(), variant)
+            others = []
+            for e in _REMOTE.get(key, []):
+                if not e[0].sameSemantics(source):
+                    others.append(e)
+                elif e[1] == mark and found is None:
+                    found = e
+                else:  # cached again with other content
+                    _drop(e[2])
+            found = found or (source, mark, build())
+            _REMOTE[key] = others + [found]
     if found is not None:
         yield found[2]
         return

@@ -20,6 +20,11 @@ def true_model(num_features: int, seed: int, num_classes: int | None = None) -> 
     return w - w.mean(axis=0), b - b.mean()
 
 
+def partition_sizes(rows: int, partitions: int) -> list[int]:
+    """Rows per partition of the synthetic data: as even as can be, the first partitions one row larger."""
+    return [rows // partitions + (1 if p < rows % partitions else 0) for p in range(partitions)]
+
+
 def partition_arrays(p: int, rows: int, w: np.ndarray, b: float | np.ndarray, *, seed: int, loss: str, noise: float,
                      num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """Partition ``p``'s features and labels (see :func:`synthetic`), from a generator seeded with ``(seed, p)``."""
@@ -52,7 +57,7 @@ def synthetic(sc: SparkContext, *, rows: int = 100_000, num_features: int = 10, 
     (RDD of LabeledPoint, true weights, true intercept)
     """
     w, b = true_model(num_features, seed, num_classes if loss == "multinomial" else None)
-    sizes = [rows // partitions + (1 if p < rows % partitions else 0) for p in range(partitions)]
+    sizes = partition_sizes(rows, partitions)
 
     def gen(p: int, _: Iterator) -> Iterator[LabeledPoint]:
         x, y = partition_arrays(p, sizes[p], w, b, seed=seed, loss=loss, noise=noise, num_classes=num_classes)

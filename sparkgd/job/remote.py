@@ -17,7 +17,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from sparkgd.job.config import REGRESSION_LOSSES, JobConfig
-from sparkgd.job.datasets import partition_arrays, true_model
+from sparkgd.job.datasets import partition_arrays, partition_sizes, true_model
 
 
 def load(spark: SparkSession, cfg: JobConfig) -> tuple[DataFrame, list[str], dict[str, Any] | None]:
@@ -29,7 +29,7 @@ def load(spark: SparkSession, cfg: JobConfig) -> tuple[DataFrame, list[str], dic
         k = (cfg.num_classes or 3) if cfg.loss == "multinomial" else None
         w, b = true_model(cfg.features, cfg.seed, k)
         parts = cfg.partitions or 2
-        sizes = [cfg.rows // parts + (1 if p < cfg.rows % parts else 0) for p in range(parts)]
+        sizes = partition_sizes(cfg.rows, parts)
         rows = []
         for p in range(parts):
             x, y = partition_arrays(p, sizes[p], w, b, seed=cfg.seed, loss=cfg.loss, noise=0.1, num_classes=k or 3)

@@ -35,7 +35,7 @@ test-oldest: $(OLDEST)/.installed check-java
 
 run: setup check-java
 	$(VENV)/bin/spark-submit --master 'local[2]' --properties-file conf/spark-defaults.conf \
-		jobs/train_linear.py --output output $(ARGS)
+		jobs/train_linear.py --output output --overwrite $(ARGS)
 
 test: setup check-java
 	$(PY) -m ruff check sparkgd jobs tests $(wildcard benchmarks/*.py)

@@ -63,7 +63,9 @@ def parser() -> argparse.ArgumentParser:
                                         "with --api dataframe")
     out = p.add_argument_group("evaluation and output")
     out.add_argument("--test-fraction", type=float, help="fraction of rows held out for testing (default 0.2)")
-    out.add_argument("--output", help="directory for model/, metrics.json and loss.png")
+    out.add_argument("--output", help="directory for model/, metrics.json and loss.png (refused if not empty)")
+    out.add_argument("--overwrite", action="store_true", default=None,
+                     help="replace what a non-empty --output holds")
     out.add_argument("--log-every", type=int, help="log progress every N iterations (default 10)")
     out.add_argument("--checkpoint-dir", help="save the training state here every --checkpoint-interval iterations")
     out.add_argument("--checkpoint-interval", type=int, help="iterations between checkpoints (default 10)")
@@ -99,6 +101,8 @@ def main(argv: list[str], spark=None) -> int:
         spark = SparkSession.builder.appName("sparkgd-train-linear").getOrCreate()
         spark.sparkContext.setLogLevel("INFO" if cfg.verbose else "WARN")
     try:
+        if cfg.output:  # before training: an earlier run's output is never replaced unasked
+            job.check_output(cfg.output, cfg.overwrite, None if cfg.remote else spark.sparkContext)
         result = job.run(spark, cfg)
         m = result.metrics
         main_metric = "rmse" if cfg.loss in config.REGRESSION_LOSSES else "accuracy"
@@ -108,12 +112,15 @@ def main(argv: list[str], spark=None) -> int:
         if "weight_error_max" in m:
             print(f"max |w - w_true| = {m['weight_error_max']:.4g}")
         if cfg.output:
-            job.save(result, cfg.output, None if cfg.remote else spark.sparkContext)
+            job.save(result, cfg.output, None if cfg.remote else spark.sparkContext, cfg.overwrite)
             print(f"wrote {cfg.output}/model, {cfg.output}/metrics.json and {cfg.output}/loss.png")
         return 0
     except (InputDataError, SGDDivergenceError) as e:
         print(f"train_linear.py: error: {e}", file=sys.stderr)
         return 3
+    except FileExistsError as e:
+        print(f"train_linear.py: error: {e}", file=sys.stderr)
+        return 2
     except ValueError as e:  # a setting the data or a checkpoint refuses: a configuration error
         print(f"train_linear.py: error: {e}", file=sys.stderr)
         return 2

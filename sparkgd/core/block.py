@@ -166,6 +166,9 @@ def build_block(partition: int, rows: Iterable[Any], columns: tuple[str, str, st
         return Block(partition, y, np.empty((0, 0)), w)
     if any_sparse:
         x = _to_csr(sparse_rows, size)
+        bad = index_error(partition, x.indices, x.indptr, size, columns)
+        if bad is not None:
+            return bad_block(partition, bad)
         values = x.data
     else:
         x = np.stack(dense) if dense else np.empty((0, size))
@@ -185,6 +188,22 @@ def check_finite(block: Block, values: np.ndarray, columns: tuple[str, str, str]
     bad = _first_nonfinite_row(block, values)
     if bad is not None:
         block.error = f"partition {block.partition}, row {bad[0]}: NaN or infinite value in {columns[bad[1]]}"
+
+
+def index_error(partition: int, indices: np.ndarray, indptr: np.ndarray, size: int,
+                columns: tuple[str, str, str] = _ROLES) -> str | None:
+    """The message for the first sparse index outside ``[0, size)`` of CSR rows ``(indices, indptr)``, or ``None``.
+
+    Checked before any arithmetic: scipy trusts its indices, so one out of range would read and
+    write outside the arrays (a crashed worker, or a silently wrong model).
+    """
+    bad = (indices < 0) | (indices >= size)
+    if not bad.any():
+        return None
+    at = int(np.argmax(bad))
+    row = int(np.searchsorted(indptr, at, side="right")) - 1
+    return (f"partition {partition}, row {row}: {columns[1]} has index {int(indices[at])}, outside the vector's "
+            f"size {size} (valid indices: 0 to {size - 1})")
 
 
 def _to_csr(rows: list, size: int) -> sp.csr_matrix:

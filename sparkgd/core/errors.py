@@ -4,23 +4,28 @@ from __future__ import annotations
 
 
 class SGDDivergenceError(ArithmeticError):
-    """Training produced a non-finite loss, gradient or weight.
+    """Training diverged: a non-finite loss, gradient or weight, or an objective that grew far beyond its
+    first value (see :func:`sparkgd.engine.loop.diverging`).
 
     Attributes
     ----------
     iteration : int
-        The iteration at which a non-finite value appeared.
+        The iteration at which divergence was detected.
     last_finite_loss : float or None
-        The last finite training loss seen, if any.
+        The last finite training loss seen, if any (for a growing objective: its first value).
     """
 
-    def __init__(self, iteration: int, last_finite_loss: float | None, what: str = "loss") -> None:
+    def __init__(self, iteration: int, last_finite_loss: float | None, what: str = "loss",
+                 value: float | None = None) -> None:
         self.iteration = iteration
         self.last_finite_loss = last_finite_loss
         last = "none" if last_finite_loss is None else f"{last_finite_loss:.6g}"
-        super().__init__(
-            f"SGD diverged at iteration {iteration}: the {what} is not finite (last finite loss: {last}); "
-            "use a smaller step size or standardize the features")
+        if value is None:
+            found = f"the {what} is not finite (last finite loss: {last})"
+        else:
+            found = f"the {what} grew from {last} at the first iteration to {value:.6g}"
+        super().__init__(f"SGD diverged at iteration {iteration}: {found}; "
+                         "use a smaller step size or standardize the features")
 
 
 class InputDataError(ValueError):

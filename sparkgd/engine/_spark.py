@@ -30,6 +30,7 @@ _CONSEQUENCE = {
     "DataFrame cache lookup": "blocks of cached DataFrames are not reused",
     "JVM count": "blocks are built through a Python count",
     "Arrow batches": "DataFrame rows are read through DataFrame.rdd (slower)",
+    "binary classification summary": "the summary's curves (roc, pr, ...ByThreshold) are not available",
 }
 
 
@@ -125,4 +126,41 @@ def arrow_batches(df: Any) -> tuple[RDD, bytes] | None:
         return RDD(jrdd, df.sparkSession.sparkContext, NoOpSerializer()), schema.serialize().to_pybytes()
     except Exception as e:
         _unavailable("Arrow batches", e)
+        return None
+
+
+def binary_summary(predictions: Any, score_col: str, prediction_col: str, label_col: str,
+                   weight_col: str | None, logistic: bool) -> Any | None:
+    """Spark ML's own binary summary of ``predictions`` (pyspark's ``BinaryLogisticRegressionSummary`` or
+    ``LinearSVCSummary``, over the JVM's ``BinaryLogisticRegressionSummaryImpl`` / ``LinearSVCSummaryImpl``):
+    its curves and metrics are computed by Spark ML's code, 100 bins as its models use. ``None`` if unavailable."""
+    try:
+        from pyspark.ml import classification as c
+
+        jvm = predictions.sparkSession.sparkContext._jvm
+        pkg = jvm.org.apache.spark.ml.classification
+        weight = weight_col or ""
+        if logistic:
+            java = pkg.BinaryLogisticRegressionSummaryImpl(predictions._jdf, score_col, prediction_col, label_col,
+                                                           "", weight)
+            return c.BinaryLogisticRegressionSummary(java)
+        java = pkg.LinearSVCSummaryImpl(predictions._jdf, score_col, prediction_col, label_col, weight)
+        return c.LinearSVCSummary(java)
+    except Exception as e:  # py4j or attribute errors: not in this version
+        _unavailable("binary classification summary", e)
+        return None
+
+
+def multiclass_summary(predictions: Any, probability_col: str | None, prediction_col: str, label_col: str,
+                       weight_col: str | None) -> Any | None:
+    """Spark ML's ``LogisticRegressionSummary`` of multinomial ``predictions`` (``LogisticRegressionSummaryImpl``)."""
+    try:
+        from pyspark.ml import classification as c
+
+        pkg = predictions.sparkSession.sparkContext._jvm.org.apache.spark.ml.classification
+        java = pkg.LogisticRegressionSummaryImpl(predictions._jdf, probability_col or "probability", prediction_col,
+                                                 label_col, "", weight_col or "")
+        return c.LogisticRegressionSummary(java)
+    except Exception as e:  # py4j or attribute errors: not in this version
+        _unavailable("binary classification summary", e)
         return None

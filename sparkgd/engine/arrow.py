@@ -23,7 +23,7 @@ except ImportError as e:  # the DataFrame API reads rows as Arrow batches
 from pyspark import RDD
 from pyspark.sql import DataFrame
 
-from sparkgd.core.block import Block, bad_block, check_finite
+from sparkgd.core.block import Block, bad_block, check_finite, index_error
 from sparkgd.engine import _spark
 
 
@@ -79,6 +79,9 @@ def block_from_table(partition: int, table: pa.Table, columns: tuple[str, str, s
         data = x
     else:
         x = _csr(dense, counts, flat, vec.field("indices").flatten().to_numpy(), d)
+        bad = index_error(partition, x.indices, x.indptr, d, columns)
+        if bad is not None:
+            return bad_block(partition, bad)
         data = x.data
     block = Block(partition, y, x, w)
     check_finite(block, data, columns)

@@ -196,21 +196,27 @@ class BlockedData(BlockFacts):
         self.rdd.unpersist(blocking)
 
 
-def feature_std(blocks: BlockFacts) -> np.ndarray:
-    r"""Weighted sample standard deviation of each feature, as Spark's ``Summarizer`` defines it:
+def feature_mean_std(blocks: BlockFacts) -> tuple[np.ndarray, np.ndarray]:
+    r"""Weighted mean and sample standard deviation of each feature, as Spark's ``Summarizer`` defines them:
 
-    .. math:: \sigma_j^2 = \frac{\sum_i v_i (x_{ij} - \bar x_j)^2}{\sum_i v_i - \sum_i v_i^2 / \sum_i v_i}
+    .. math:: \bar x_j = \frac{\sum_i v_i x_{ij}}{\sum_i v_i}, \qquad
+              \sigma_j^2 = \frac{\sum_i v_i (x_{ij} - \bar x_j)^2}{\sum_i v_i - \sum_i v_i^2 / \sum_i v_i}
     """
     d = blocks.num_features or 0
     parts = [s.moments for s in blocks.summaries if s.moments is not None]
     if not parts and any(s.num_rows for s in blocks.summaries):
-        raise ValueError("feature_std needs BlockedData(..., moments=True)")
+        raise ValueError("feature_mean_std needs BlockedData(..., moments=True)")
     if not parts:
-        return np.zeros(d)
+        return np.zeros(d), np.zeros(d)
     sw, sw2, sx, sxx = (sum(p[k] for p in parts) for k in range(4))
     if sw <= 0:
-        return np.zeros(d)
+        return np.zeros(d), np.zeros(d)
     mean = sx / sw
     denom = sw - sw2 / sw
     var = (sxx - sw * mean * mean) / denom if denom > 0 else np.zeros(d)
-    return np.sqrt(np.maximum(var, 0.0))
+    return mean, np.sqrt(np.maximum(var, 0.0))
+
+
+def feature_std(blocks: BlockFacts) -> np.ndarray:
+    """The standard deviations of :func:`feature_mean_std`."""
+    return feature_mean_std(blocks)[1]

@@ -56,8 +56,8 @@ def descend(blocks: BlockedData, gradient: Gradient, updater: Updater, initial_w
             optimizer: Optimizer | None = None, step_size: StepSize = 1.0, num_iterations: int = 100,
             reg_param: float = 0.0, mini_batch_fraction: float = 1.0, convergence_tol: float = 0.001,
             seed: int = 42, aggregation_depth: int = 2, fit_intercept: bool = False, scale: np.ndarray | None = None,
-            penalized: np.ndarray | None = None, average_from: int = 0, validation_fraction: float = 0.0,
-            n_iter_no_change: int = 5, state: SGDState | None = None,
+            center: np.ndarray | None = None, penalized: np.ndarray | None = None, average_from: int = 0,
+            validation_fraction: float = 0.0, n_iter_no_change: int = 5, state: SGDState | None = None,
             callback: Callable[[SGDState], None] | None = None, checkpoint_dir: str | None = None,
             checkpoint_interval: int = 10, resume: bool = False) -> SGDResult:
     """The SGD loop over already blocked data; see the module docstring.
@@ -68,6 +68,17 @@ def descend(blocks: BlockedData, gradient: Gradient, updater: Updater, initial_w
     holds that fraction of the rows out of training and stops once their mean loss has not gone
     below its best minus ``convergence_tol`` for ``n_iter_no_change`` iterations in a row (then
     the weight-change test is off), returning the weights last measured.
+
+    ``center`` (with ``fit_intercept``) trains on features centred at these means (in the units of
+    the data, before ``scale``), as Spark ML's aggregators do, without touching the data: the
+    iterates are the coefficients ``u`` and intercept ``c`` of ``(x - center) * scale``, and each
+    pass evaluates the same model written for uncentred rows, intercept ``b = c - u . (center * scale)``,
+    with the gradient mapped back, ``g_u = g_u' - (center * scale) g_b``. The returned weights are
+    that uncentred form (coefficients of ``x * scale``, intercept ``b``); ``state`` and ``callback``
+    see the centred iterates.
+
+    Divergence raises :class:`~sparkgd.core.errors.SGDDivergenceError`: a non-finite loss, gradient or
+    weight, or an objective that grows far beyond its first value (:func:`diverging`).
 
     ``state`` resumes from a given :class:`SGDState`; ``callback`` is called with the state
     after every iteration (progress), on the driver; it may run Spark jobs of its own (idle
@@ -89,6 +100,8 @@ def descend(blocks: BlockedData, gradient: Gradient, updater: Updater, initial_w
             reg=reg_param, fraction=mini_batch_fraction, tol=convergence_tol, seed=seed,
             w0=np.asarray(initial_weights, dtype=np.float64).tolist(), intercept=fit_intercept,
             scale=None if scale is None else np.asarray(scale).tolist(), rows=blocks.count, **extra)
+        if center is not None and fit_intercept:
+            fp = checkpoint.fingerprint(base=fp, center=np.asarray(center, dtype=np.float64).tolist())
         dirs = None if fs.is_local(checkpoint_dir) else blocks.hadoop_dirs()
         checkpointer = checkpoint.Checkpointer(checkpoint_dir, checkpoint_interval, fp, dirs=dirs)
         if resume and state is None:
@@ -97,6 +110,7 @@ def descend(blocks: BlockedData, gradient: Gradient, updater: Updater, initial_w
                 log.info("resuming from the checkpoint of iteration %d", state.iteration)
     schedule = as_schedule(step_size)
     w0 = np.array(initial_weights, dtype=np.float64)
+    blocks.check_weights()  # negative or all-zero row weights: refused in every API
     n = blocks.count
     if n == 0:
         log.warning("GradientDescent.runMiniBatchSGD returning initial weights, no data found")
@@ -111,13 +125,18 @@ def descend(blocks: BlockedData, gradient: Gradient, updater: Updater, initial_w
     if validation:
         kw["validation"] = validation
     job = blocks.iteration_sums(aggregation_depth, kw, len(w0) + (2 if validation else 0))
+    shift = _Centring(center, scale, gradient.num_sets) if center is not None and fit_intercept else None
 
     def evaluate(weights: np.ndarray, t: int) -> Evaluation | None:
+        if shift is not None:
+            weights = shift.uncentred(weights)
         sums = job(np.append(weights, [0.0, 0.0]) if validation else weights, seed + t)
         if sums is None:
             return None
         g_sum, loss_sum, rows, weight_sum = sums
         g_sum = g_sum + 0.0  # -0.0 and 0.0 alike, however the sums were combined
+        if shift is not None:
+            g_sum = shift.centred_gradient(g_sum[:-2] if validation else g_sum, g_sum[-2:] if validation else None)
         held = None
         if validation:
             g_sum, (held_loss, held_weight) = g_sum[:-2], g_sum[-2:]
@@ -155,6 +174,8 @@ def descend(blocks: BlockedData, gradient: Gradient, updater: Updater, initial_w
                 if not np.isfinite(ev.gradient).all():
                     raise SGDDivergenceError(t, last_finite, "gradient")
                 state.loss_history.append(loss)
+                if diverging(state.loss_history):
+                    raise SGDDivergenceError(t, state.loss_history[0], "objective", loss)
                 last_finite = loss
                 if optimizer.line_search:
                     new_w, state.reg_val, state.optimizer_state, carried = optimizer.search(
@@ -187,7 +208,56 @@ def descend(blocks: BlockedData, gradient: Gradient, updater: Updater, initial_w
     finally:
         job.close()
     final = state.average if average_from and state.average is not None else w
+    if shift is not None:
+        final = shift.uncentred(final)
     return SGDResult(final, list(state.loss_history), state.iteration, list(state.validation_history))
+
+
+GROWTH = 1e6  # an objective this many times its first value, still rising or staying there: diverged
+RISING = 10  # ... or rising this many iterations in a row to more than 10 times its first value
+
+
+def diverging(history: Sequence[float]) -> bool:
+    """True when the objective ``history`` (one entry per update) shows divergence, not noise.
+
+    A step too large multiplies the objective at every iteration (least squares) or throws it
+    to a level it never comes back from (a bounded gradient, as logistic or hinge loss); a
+    mini-batch's noise does neither. So: the latest value exceeds ``GROWTH`` times the first and
+    rose in each of the last two iterations, or the last three values all exceed ``GROWTH``
+    times the first, or the objective rose in each of the last ``RISING`` iterations to more
+    than ten times the first. (With mini-batches of about one row, a first value a millionth of
+    the typical one, about one run in a thousand, can raise it wrongly.)
+    """
+    t = len(history)
+    if t < 3:
+        return False
+    first, last = history[0], history[-1]
+    rises = 0
+    while rises < RISING and rises < t - 1 and history[-1 - rises] > history[-2 - rises]:
+        rises += 1
+    far = t >= 4 and all(h > GROWTH * first for h in history[-3:])
+    return (rises >= 2 and last > GROWTH * first) or far or (rises >= RISING and last > 10 * first)
+
+
+class _Centring:
+    """The map between centred iterates and the uncentred weights the blocks compute with (see :func:`descend`)."""
+
+    def __init__(self, center: np.ndarray, scale: np.ndarray | None, num_sets: int) -> None:
+        m = np.asarray(center, dtype=np.float64)
+        self.means = m if scale is None else m * np.asarray(scale, dtype=np.float64)
+        self.k = num_sets
+
+    def uncentred(self, w: np.ndarray) -> np.ndarray:
+        """``b = c - u . m`` for each coefficient set, ``m`` the scaled means."""
+        k, out = self.k, np.array(w, dtype=np.float64)
+        out[-k:] -= w[:-k].reshape(k, -1) @ self.means
+        return out
+
+    def centred_gradient(self, g: np.ndarray, tail: np.ndarray | None) -> np.ndarray:
+        """``g_u = g_u' - m g_b``; ``tail`` (the held-out sums) is carried unchanged."""
+        k, out = self.k, np.array(g, dtype=np.float64)
+        out[:-k] -= np.outer(g[-k:], self.means).ravel()
+        return out if tail is None else np.append(out, tail)
 
 
 def _stop_early(state: SGDState, held: float, tol: float, patience: int) -> bool:
@@ -206,7 +276,7 @@ def run_minibatch_sgd(data: RDD | BlockedData, gradient: Gradient, updater: Upda
                       mini_batch_fraction: float = 1.0, initial_weights: Sequence[float] | np.ndarray | None = None,
                       convergence_tol: float = 0.001, seed: int = 42, aggregation_depth: int = 2,
                       optimizer: Optimizer | None = None, average_from: int = 0, validation_fraction: float = 0.0,
-                      n_iter_no_change: int = 5) -> SGDResult:
+                      n_iter_no_change: int = 5, callback: Callable[[SGDState], None] | None = None) -> SGDResult:
     """Mini-batch stochastic gradient descent, MLlib's ``GradientDescent.runMiniBatchSGD``, with other update rules.
 
     Parameters
@@ -242,6 +312,10 @@ def run_minibatch_sgd(data: RDD | BlockedData, gradient: Gradient, updater: Upda
         Fraction of the rows held out for early stopping (0: off).
     n_iter_no_change : int
         Iterations without held-out improvement of at least ``convergence_tol`` before stopping.
+    callback : callable, optional
+        Called on the driver after every iteration with the loop's :class:`~sparkgd.core.state.SGDState`
+        (``iteration``, ``weights``, ``loss_history``, ``rows_sampled``, ``converged``), to watch
+        progress; it must not change the state. It may run Spark jobs of its own.
 
     Returns
     -------
@@ -262,4 +336,4 @@ def run_minibatch_sgd(data: RDD | BlockedData, gradient: Gradient, updater: Upda
                        reg_param=reg_param, mini_batch_fraction=mini_batch_fraction,
                        convergence_tol=convergence_tol, seed=seed, aggregation_depth=aggregation_depth,
                        optimizer=optimizer, average_from=average_from, validation_fraction=validation_fraction,
-                       n_iter_no_change=n_iter_no_change)
+                       n_iter_no_change=n_iter_no_change, callback=callback)

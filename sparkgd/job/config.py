@@ -81,6 +81,7 @@ class JobConfig:
     api: str = "rdd"
     test_fraction: float = 0.2
     output: str | None = None
+    overwrite: bool = False
     log_every: int = 10
     verbose: bool = False
     on_bad_rows: str = "fail"
@@ -141,11 +142,15 @@ def load_toml(path: str) -> dict[str, Any]:
 def resolve(file_values: dict[str, Any], cli_values: dict[str, Any], source: str = "") -> JobConfig:
     """Defaults, then the file's values, then the command line's; then check every value."""
     cfg = JobConfig()
+    given = set()
     for values, where in ((file_values, source), (cli_values, "")):
         for name, value in values.items():
             if value is None:
                 continue
             setattr(cfg, name, _coerce(name, value, where))
+            given.add(name)
+    if cfg.optimizer == "lbfgs" and "mini_batch_fraction" not in given:
+        cfg.mini_batch_fraction = 1.0  # the default 0.1 is SGD's; L-BFGS needs full batches
     validate(cfg)
     return cfg
 
@@ -209,6 +214,9 @@ def validate(cfg: JobConfig) -> None:
         raise ConfigError("--loss multinomial needs --api dataframe (MLlib's SGD trainers are binary)")
     if cfg.num_classes is not None and cfg.loss != "multinomial":
         raise ConfigError("--num-classes applies to --loss multinomial only")
+    if cfg.reg_type == "none" and cfg.reg_param > 0:
+        raise ConfigError(f"--reg-param {cfg.reg_param:g} has no effect with --reg-type none (the default): "
+                          "add --reg-type l2 or --reg-type l1")
     if cfg.resume and not cfg.checkpoint_dir:
         raise ConfigError("--resume needs --checkpoint-dir")
     try:

@@ -77,7 +77,7 @@ def run(spark: SparkSession, cfg: JobConfig, progress: Any) -> tuple[Any, float,
     est = estimator_of(cfg)
     if cfg.checkpoint_dir:
         est.setCheckpointDir(cfg.checkpoint_dir).setCheckpointInterval(cfg.checkpoint_interval).setResume(cfg.resume)
-    est._callback = progress
+    est.setCallback(progress)
     start = time.perf_counter()
     model = est.fit(train)
     seconds = time.perf_counter() - start

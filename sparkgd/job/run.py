@@ -127,7 +127,7 @@ def train(data: RDD, cfg: JobConfig, progress: Progress) -> Any:
     est = estimator_of(cfg)
     if cfg.checkpoint_dir:
         est.setCheckpointDir(cfg.checkpoint_dir).setCheckpointInterval(cfg.checkpoint_interval).setResume(cfg.resume)
-    est._callback = progress
+    est.setCallback(progress)
     return est.fit(frame_of(SparkSession.builder.getOrCreate(), data, cfg))
 
 
@@ -292,8 +292,36 @@ def run(spark: SparkSession, cfg: JobConfig) -> JobResult:
     return JobResult(model, metrics, history)
 
 
-def save(result: JobResult, output: str, sc: Any) -> None:
+def output_in_use(output: str, sc: Any) -> list[str]:
+    """The names in ``output`` (empty when it does not exist or is an empty directory)."""
+    import os
+
+    from sparkgd.engine import fs
+
+    if not fs.is_local(output):
+        return fs.HadoopDirs(sc).names(output)
+    from sparkgd.core.persistence import local_path
+
+    path = str(local_path(output))
+    if os.path.isdir(path):
+        return sorted(os.listdir(path))
+    return [os.path.basename(path)] if os.path.exists(path) else []
+
+
+def check_output(output: str, overwrite: bool, sc: Any) -> None:
+    """Refuse (``FileExistsError``) a non-empty ``output`` unless ``overwrite``: an earlier run's model is never
+    replaced without being asked."""
+    held = output_in_use(output, sc)
+    if held and not overwrite:
+        shown = ", ".join(held[:5]) + (", ..." if len(held) > 5 else "")
+        raise FileExistsError(f"--output {output!r} is not empty (it holds {shown}); "
+                              "use --overwrite to replace it, or another --output")
+
+
+def save(result: JobResult, output: str, sc: Any, overwrite: bool = False) -> None:
     """``model/`` (loadable by the library), ``metrics.json`` and ``loss.png`` under ``output``.
+
+    A non-empty ``output`` is refused unless ``overwrite`` (:func:`check_output`).
 
     The model and the metrics come first; the plot needs matplotlib (``sparkgd[job]``) and is
     skipped with a one-line warning without it. An ``output`` URI other than ``file:``
@@ -303,8 +331,9 @@ def save(result: JobResult, output: str, sc: Any) -> None:
 
     from sparkgd.engine import fs
 
+    check_output(output, overwrite, sc)
     if not fs.is_local(output):
-        fs.publish(sc, lambda local: save(result, str(local), sc), output, overwrite=True)
+        fs.publish(sc, lambda local: save(result, str(local), sc), output, overwrite=overwrite)
         return
     from sparkgd.core.persistence import local_path
 

@@ -2,8 +2,10 @@
 engine, prediction columns, summaries and persistence.
 
 Spark ML conventions, not MLlib's: the intercept is not regularized, ``standardization``
-trains on features divided by their standard deviation (the penalty applies to the scaled
-coefficients, as in Spark ML) and reports coefficients on the original scale, and
+trains on features divided by their standard deviation and, with ``fitIntercept``, centred at
+their mean (virtually, as Spark ML's aggregators do: sparse data stays sparse; the penalty
+applies to the scaled coefficients, as in Spark ML) and reports coefficients on the original
+scale, and
 ``weightCol`` weights each row's loss and gradient. The starting point is MLlib's (zero
 coefficients, intercept 1.0), so that this API and :mod:`sparkgd.rdd` give the same model
 whenever their objectives agree.
@@ -37,7 +39,7 @@ from sparkgd.core.gradients import Gradient
 from sparkgd.core.updaters import ElasticNetUpdater
 from sparkgd.engine._spark import is_remote
 from sparkgd.engine.arrow import build_block_from_batches, record_batches
-from sparkgd.engine.blocks import BlockedData, feature_std
+from sparkgd.engine.blocks import BlockedData, feature_mean_std
 from sparkgd.engine.loop import descend
 from sparkgd.engine.remote import RemoteBlocks
 from sparkgd.engine.reuse import blocks_for
@@ -104,12 +106,12 @@ class _SGDEstimator(DefaultParamsWritable, DefaultParamsReadable):
             if d is None:
                 raise ValueError("the training DataFrame has no rows")
             gradient = self._training_gradient(blocks, dataset)
-            blocks.check_weights()
-            scale = None
-            if self.getStandardization():
-                std = feature_std(blocks)
-                scale = np.where(std > 0, 1.0 / np.where(std > 0, std, 1.0), 0.0)
+            scale = center = None
             fit_intercept = self.getFitIntercept()
+            if self.getStandardization():
+                mean, std = feature_mean_std(blocks)
+                scale = np.where(std > 0, 1.0 / np.where(std > 0, std, 1.0), 0.0)
+                center = mean if fit_intercept else None  # Spark ML's virtual centring (SPARK-34448)
             k = gradient.num_sets
             w0 = np.zeros(k * (d + fit_intercept))
             penalized = None
@@ -132,7 +134,7 @@ class _SGDEstimator(DefaultParamsWritable, DefaultParamsReadable):
                 n_iter_no_change=g(self.nIterNoChange),
                 mini_batch_fraction=self.getMiniBatchFraction(), convergence_tol=self.getTol(),
                 seed=self.getSeed(), aggregation_depth=self.getAggregationDepth(), fit_intercept=fit_intercept,
-                scale=scale, penalized=penalized, callback=getattr(self, "_callback", None),
+                scale=scale, center=center, penalized=penalized, callback=getattr(self, "_callback", None),
                 checkpoint_dir=self.getOrDefault(self.checkpointDir) if self.isDefined(self.checkpointDir) else None,
                 checkpoint_interval=self.getCheckpointInterval(), resume=self.getOrDefault(self.resume))
         model = self._make_model(result.weights, k, d, fit_intercept, scale)
@@ -206,11 +208,16 @@ class _SGDModel(MLWritable, MLReadable):
         wcol = self.getOrDefault(self.weightCol) if self.isDefined(self.weightCol) else None
         pred = self.getPredictionCol() or "prediction"
         model = self.copy().setPredictionCol(pred)
-        raw = None
+        raw = prob = None
         if self.hasParam("rawPredictionCol"):
             raw = self.getOrDefault(self.getParam("rawPredictionCol")) or "rawPrediction"
             model._set(rawPredictionCol=raw)
-        return cls(model.transform(dataset), self.getLabelCol(), pred, wcol or None, raw)
+        if self.hasParam("probabilityCol"):
+            prob = self.getOrDefault(self.getParam("probabilityCol")) or "probability"
+            model._set(probabilityCol=prob)
+        return cls(model.transform(dataset), self.getLabelCol(), pred, wcol or None, raw, probability_col=prob,
+                   num_features=self.numFeatures, fit_intercept=self.getFitIntercept(),
+                   num_classes=getattr(self, "numClasses", 2))
 
     def copy(self, extra: dict | None = None):
         that = super().copy(extra)

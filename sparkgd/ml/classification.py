@@ -247,7 +247,7 @@ class _SGDClassificationModel(_SGDModel, ClassificationModel):
         if raw_col:
             out = out.withColumn(raw_col, array_to_vector(F.array(-F.col(m), F.col(m))))
         out = self._more_columns(out, F.col(m))
-        return out.drop(m)
+        return _nominal_prediction(out.drop(m), self.getPredictionCol(), self.numClasses)
 
 
 class SGDLogisticRegressionModel(_SGDClassificationModel, _LogisticParams):
@@ -339,7 +339,7 @@ class SGDLogisticRegressionModel(_SGDClassificationModel, _LogisticParams):
             out = out.withColumn(self.getProbabilityCol(), F.udf(probability, VectorUDT(), useArrow=False)(F.col(tmp)))
         if self.getPredictionCol():
             out = out.withColumn(self.getPredictionCol(), F.udf(prediction, "double", useArrow=False)(F.col(tmp)))
-        return out.drop(tmp)
+        return _nominal_prediction(out.drop(tmp), self.getPredictionCol(), self.numClasses)
 
     def _more_columns(self, out: DataFrame, margin) -> DataFrame:
         p = 1.0 / (1.0 + F.exp(-margin))
@@ -348,6 +348,14 @@ class SGDLogisticRegressionModel(_SGDClassificationModel, _LogisticParams):
         if self.getPredictionCol():
             out = out.withColumn(self.getPredictionCol(), (p > self.getThreshold()).cast("double"))
         return out
+
+
+def _nominal_prediction(out: DataFrame, column: str, num_classes: int) -> DataFrame:
+    """The prediction column with Spark ML's attribute metadata: a nominal attribute of ``num_classes`` values."""
+    if not column:
+        return out
+    meta = {"ml_attr": {"type": "nominal", "num_vals": num_classes}}
+    return out.withColumn(column, F.col(column).alias(column, metadata=meta))
 
 
 def _margins(matrix: np.ndarray, intercepts: np.ndarray, v: Vector) -> np.ndarray:

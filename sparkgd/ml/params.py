@@ -28,62 +28,95 @@ _LOOP_NAMES = {"lbfgs": "param optimizer 'lbfgs'", **{k: f"param {k}" for k in (
     "miniBatchFraction", "averageFrom", "validationFraction", "nIterNoChange")}}
 
 
+# The range of each numeric param: what _check_ranges applies and what the param's doc says.
+RANGES: dict[str, tuple[Any, str]] = {
+    "maxIter": (lambda v: v >= 0, "an integer >= 0"),
+    "stepSize": (lambda v: 0 < v < math.inf, "a finite number > 0"),
+    "miniBatchFraction": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "regParam": (lambda v: 0 <= v < math.inf, "a finite number >= 0"),
+    "elasticNetParam": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "tol": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "aggregationDepth": (lambda v: v >= 1, "an integer >= 1"),
+    "checkpointInterval": (lambda v: v >= 1, "an integer >= 1"),
+    "optimizer": (lambda v: v in OPTIMIZERS, "one of " + ", ".join(OPTIMIZERS)),
+    "stepSchedule": (lambda v: v in SCHEDULES, "one of " + ", ".join(SCHEDULES)),
+    "momentum": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "beta1": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "beta2": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "adaptiveEpsilon": (lambda v: 0 < v < math.inf, "a finite number > 0"),
+    "powerT": (lambda v: 0 <= v < math.inf, "a finite number >= 0"),
+    "decayRate": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "decaySteps": (lambda v: v >= 1, "an integer >= 1"),
+    "warmupSteps": (lambda v: v >= 0, "an integer >= 0"),
+    "averageFrom": (lambda v: v >= 0, "an integer >= 0"),
+    "validationFraction": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "nIterNoChange": (lambda v: v >= 1, "an integer >= 1"),
+    "epsilon": (lambda v: 0 < v < math.inf, "a finite number > 0"),
+}
+
+
+def _param(name: str, doc: str, converter: Any) -> Param:
+    """A param whose doc ends with its range from :data:`RANGES`."""
+    return Param(Params._dummy(), name, f"{doc} ({RANGES[name][1]})", typeConverter=converter)
+
+
 class _SGDParams(HasMaxIter, HasStepSize, HasRegParam, HasElasticNetParam, HasTol, HasFitIntercept,
                  HasStandardization, HasSeed, HasAggregationDepth, HasWeightCol, HasCheckpointInterval):
     """Params of mini-batch SGD; defaults are MLlib's (``maxIter=100``, ``stepSize=1.0``, ...)."""
 
-    miniBatchFraction: Param[float] = Param(
-        Params._dummy(), "miniBatchFraction",
-        "fraction of each partition sampled per iteration, in (0, 1]; 1.0 is batch gradient descent",
-        typeConverter=TypeConverters.toFloat)
+    # Spark's shared params, with the rules sparkgd applies in their docs
+    maxIter: Param[int] = _param("maxIter", "maximum number of iterations", TypeConverters.toInt)
+    stepSize: Param[float] = _param("stepSize", "initial step size; iteration t steps by stepSchedule's rule "
+                                    "(stepSize / sqrt(t) by default)", TypeConverters.toFloat)
+    regParam: Param[float] = _param("regParam", "regularization strength", TypeConverters.toFloat)
+    elasticNetParam: Param[float] = _param("elasticNetParam", "the ElasticNet mixing parameter: 0 is an L2 penalty, "
+                                           "1 an L1 penalty", TypeConverters.toFloat)
+    tol: Param[float] = _param("tol", "convergence tolerance: stop once ||w_t - w_(t-1)|| < tol * max(||w_t||, 1) "
+                               "(with validationFraction: the held-out loss improvement)", TypeConverters.toFloat)
+    aggregationDepth: Param[int] = _param("aggregationDepth", "depth of the treeAggregate combining the "
+                                          "partitions' sums", TypeConverters.toInt)
+    checkpointInterval: Param[int] = _param("checkpointInterval", "iterations between saves of the training state "
+                                            "to checkpointDir (sparkgd's own checkpoints; Spark's checkpoint "
+                                            "directory is not used)", TypeConverters.toInt)
+
+    miniBatchFraction: Param[float] = _param(
+        "miniBatchFraction", "fraction of each partition sampled per iteration; 1.0 is batch gradient descent",
+        TypeConverters.toFloat)
 
     checkpointDir: Param[str] = Param(
         Params._dummy(), "checkpointDir",
-        "directory (local) where the training state is saved every checkpointInterval iterations",
-        typeConverter=TypeConverters.toString)
+        "directory (a local path or a Hadoop URI) where the training state is saved every checkpointInterval "
+        "iterations", typeConverter=TypeConverters.toString)
 
     resume: Param[bool] = Param(
         Params._dummy(), "resume", "continue from the newest checkpoint in checkpointDir",
         typeConverter=TypeConverters.toBoolean)
 
-    optimizer: Param[str] = Param(
-        Params._dummy(), "optimizer",
-        "update rule: " + ", ".join(OPTIMIZERS) + " ('sgd', MLlib's, by default; 'lbfgs' needs miniBatchFraction 1.0)",
-        typeConverter=TypeConverters.toString)
-    stepSchedule: Param[str] = Param(
-        Params._dummy(), "stepSchedule",
-        "step size per iteration: " + ", ".join(SCHEDULES) + " ('invsqrt': stepSize / sqrt(t), MLlib's)",
-        typeConverter=TypeConverters.toString)
-    momentum: Param[float] = Param(Params._dummy(), "momentum", "momentum, nesterov: the velocity's decay, in [0, 1)",
-                                   typeConverter=TypeConverters.toFloat)
-    beta1: Param[float] = Param(Params._dummy(), "beta1", "adam: decay of the gradient's mean, in [0, 1)",
-                                typeConverter=TypeConverters.toFloat)
-    beta2: Param[float] = Param(Params._dummy(), "beta2",
-                                "adam and rmsprop: decay of the squared gradient's mean, in [0, 1)",
-                                typeConverter=TypeConverters.toFloat)
-    adaptiveEpsilon: Param[float] = Param(Params._dummy(), "adaptiveEpsilon",
-                                          "adagrad, rmsprop, adam: added to the denominator, > 0",
-                                          typeConverter=TypeConverters.toFloat)
-    powerT: Param[float] = Param(Params._dummy(), "powerT", "invscaling schedule: stepSize / t^powerT",
-                                 typeConverter=TypeConverters.toFloat)
-    decayRate: Param[float] = Param(Params._dummy(), "decayRate",
-                                    "exponential and step schedules: stepSize * decayRate^(t / decaySteps), in (0, 1]",
-                                    typeConverter=TypeConverters.toFloat)
-    decaySteps: Param[int] = Param(Params._dummy(), "decaySteps", "exponential, step schedules: iterations per decay",
-                                   typeConverter=TypeConverters.toInt)
-    warmupSteps: Param[int] = Param(Params._dummy(), "warmupSteps",
-                                    "iterations of linear warm-up before the schedule (0: none)",
-                                    typeConverter=TypeConverters.toInt)
-    averageFrom: Param[int] = Param(Params._dummy(), "averageFrom",
-                                    "0: the last iterate; t >= 1: the average of the iterates from iteration t (ASGD)",
-                                    typeConverter=TypeConverters.toInt)
-    validationFraction: Param[float] = Param(
-        Params._dummy(), "validationFraction",
-        "fraction of rows held out for early stopping, in [0, 1) (0: off; then tol is the loss improvement)",
-        typeConverter=TypeConverters.toFloat)
-    nIterNoChange: Param[int] = Param(Params._dummy(), "nIterNoChange",
-                                      "early stopping: iterations without held-out improvement before stopping",
-                                      typeConverter=TypeConverters.toInt)
+    optimizer: Param[str] = _param(
+        "optimizer", "update rule ('sgd', MLlib's, by default; 'lbfgs' needs miniBatchFraction 1.0)",
+        TypeConverters.toString)
+    stepSchedule: Param[str] = _param(
+        "stepSchedule", "step size per iteration ('invsqrt': stepSize / sqrt(t), MLlib's)", TypeConverters.toString)
+    momentum: Param[float] = _param("momentum", "momentum, nesterov: the velocity's decay", TypeConverters.toFloat)
+    beta1: Param[float] = _param("beta1", "adam: decay of the gradient's mean", TypeConverters.toFloat)
+    beta2: Param[float] = _param("beta2", "adam and rmsprop: decay of the squared gradient's mean",
+                                 TypeConverters.toFloat)
+    adaptiveEpsilon: Param[float] = _param("adaptiveEpsilon", "adagrad, rmsprop, adam: added to the denominator",
+                                           TypeConverters.toFloat)
+    powerT: Param[float] = _param("powerT", "invscaling schedule: stepSize / t^powerT", TypeConverters.toFloat)
+    decayRate: Param[float] = _param("decayRate", "exponential and step schedules: stepSize * decayRate^(t / "
+                                     "decaySteps)", TypeConverters.toFloat)
+    decaySteps: Param[int] = _param("decaySteps", "exponential, step schedules: iterations per decay",
+                                    TypeConverters.toInt)
+    warmupSteps: Param[int] = _param("warmupSteps", "iterations of linear warm-up before the schedule (0: none)",
+                                     TypeConverters.toInt)
+    averageFrom: Param[int] = _param("averageFrom", "0: the last iterate; t >= 1: the average of the iterates "
+                                     "from iteration t (ASGD); not with optimizer 'lbfgs'", TypeConverters.toInt)
+    validationFraction: Param[float] = _param(
+        "validationFraction", "fraction of rows held out for early stopping (0: off; then tol is the loss "
+        "improvement)", TypeConverters.toFloat)
+    nIterNoChange: Param[int] = _param("nIterNoChange", "early stopping: iterations without held-out improvement "
+                                       "before stopping", TypeConverters.toInt)
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
@@ -138,27 +171,8 @@ class _SGDParams(HasMaxIter, HasStepSize, HasRegParam, HasElasticNetParam, HasTo
 
     def _check_ranges(self) -> None:
         """Raise ``ValueError`` naming the first param out of its range."""
-        checks = [
-            ("maxIter", lambda v: v >= 0, ">= 0"),
-            ("stepSize", lambda v: 0 < v < math.inf, "a finite number > 0"),
-            ("miniBatchFraction", lambda v: 0 < v <= 1, "in (0, 1]"),
-            ("regParam", lambda v: 0 <= v < math.inf, "a finite number >= 0"),
-            ("elasticNetParam", lambda v: 0 <= v <= 1, "in [0, 1]"),
-            ("tol", lambda v: 0 <= v <= 1, "in [0, 1]"),
-            ("aggregationDepth", lambda v: v >= 1, ">= 1"),
-            ("checkpointInterval", lambda v: v >= 1, ">= 1"),
-            ("threshold", lambda v: self._threshold_ok(v), self._threshold_range()),
-            ("optimizer", lambda v: v in OPTIMIZERS, "one of " + ", ".join(OPTIMIZERS)),
-            ("stepSchedule", lambda v: v in SCHEDULES, "one of " + ", ".join(SCHEDULES)),
-            ("momentum", lambda v: 0 <= v < 1, "in [0, 1)"),
-            ("beta1", lambda v: 0 <= v < 1, "in [0, 1)"),
-            ("beta2", lambda v: 0 <= v < 1, "in [0, 1)"),
-            ("adaptiveEpsilon", lambda v: 0 < v < math.inf, "a finite number > 0"),
-            ("powerT", lambda v: 0 <= v < math.inf, "a finite number >= 0"),
-            ("decayRate", lambda v: 0 < v <= 1, "in (0, 1]"),
-            ("decaySteps", lambda v: v >= 1, ">= 1"),
-            ("warmupSteps", lambda v: v >= 0, ">= 0"),
-        ]
+        checks = [(name, ok, what) for name, (ok, what) in RANGES.items()]
+        checks.append(("threshold", lambda v: self._threshold_ok(v), self._threshold_range()))
         for name, ok, what in checks:
             if not self.hasParam(name):
                 continue
@@ -272,3 +286,14 @@ class _SGDSetters:
 
     def setNIterNoChange(self, value: int):
         return self._set(nIterNoChange=value)
+
+    def setCallback(self, callback):
+        """Call ``callback(state)`` on the driver after every iteration of ``fit``, with the loop's
+        :class:`~sparkgd.core.state.SGDState` (``iteration``, ``loss_history``, ``weights``, ``rows_sampled``,
+        ``converged``); ``None`` removes it. Not a param: it is neither copied into models nor saved.
+
+        With ``standardization`` the state's weights are those of the standardized (and, with
+        ``fitIntercept``, centred) features the model trains on.
+        """
+        self._callback = callback
+        return self

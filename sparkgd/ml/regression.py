@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 from pyspark import keyword_only
 from pyspark.ml.base import PredictionModel, Predictor
 from pyspark.ml.linalg import Vector
@@ -12,7 +10,7 @@ from pyspark.sql import DataFrame
 
 from sparkgd.core.gradients import Gradient, HuberGradient, LeastSquaresGradient
 from sparkgd.ml.base import _SGDEstimator, _SGDModel
-from sparkgd.ml.params import _SGDParams, _SGDSetters
+from sparkgd.ml.params import _param, _SGDParams, _SGDSetters
 from sparkgd.ml.summary import SGDRegressionSummary, SGDRegressionTrainingSummary
 
 
@@ -21,9 +19,8 @@ class _RegressionParams(_SGDParams):
 
     loss: Param[str] = Param(Params._dummy(), "loss", "the loss to minimize: squaredError or huber",
                              typeConverter=TypeConverters.toString)
-    epsilon: Param[float] = Param(Params._dummy(), "epsilon",
-                                  "huber loss: residuals larger than epsilon count linearly, > 0",
-                                  typeConverter=TypeConverters.toFloat)
+    epsilon: Param[float] = _param("epsilon", "huber loss: residuals larger than epsilon count linearly",
+                                   TypeConverters.toFloat)
 
     def __init__(self, *args) -> None:
         super().__init__(*args)
@@ -39,9 +36,6 @@ class _RegressionParams(_SGDParams):
         super()._check_ranges()
         if self.getLoss() not in ("squaredError", "huber"):
             raise ValueError(f"param loss must be one of squaredError, huber, got {self.getLoss()!r}")
-        eps = self.getEpsilon()
-        if not 0 < eps < math.inf:
-            raise ValueError(f"param epsilon must be a finite number > 0, got {eps!r}")
 
     @property
     def _gradient(self) -> Gradient:

@@ -133,7 +133,7 @@ def binary_summary(predictions: Any, score_col: str, prediction_col: str, label_
                    weight_col: str | None, logistic: bool) -> Any | None:
     """Spark ML's own binary summary of ``predictions`` (pyspark's ``BinaryLogisticRegressionSummary`` or
     ``LinearSVCSummary``, over the JVM's ``BinaryLogisticRegressionSummaryImpl`` / ``LinearSVCSummaryImpl``):
-    its curves and metrics are computed by Spark ML's code, 100 bins as its models use. ``None`` if unavailable."""
+    its curves and metrics are computed by Spark ML's own code. ``None`` if unavailable."""
     try:
         from pyspark.ml import classification as c
 

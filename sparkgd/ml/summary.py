@@ -105,11 +105,8 @@ class SGDRegressionSummary(SGDSummary):
 
     @cached_property
     def r2(self) -> float:
-        s = self._sums
-        if not self.fitIntercept:
-            return self._evaluate("r2")
-        ss_tot = s["yy"] - s["y"] * s["y"] / s["w"] if s["w"] else 0.0
-        return 1.0 - s["se"] / ss_tot if ss_tot > 0 else math.nan
+        """Spark's ``RegressionMetrics.r2`` (through the origin without ``fitIntercept``)."""
+        return self._evaluate("r2")
 
 
 def _spark_field(name: str, method: bool = False) -> Any:

@@ -145,7 +145,9 @@ def test_optimizer_options_and_their_config_keys_reach_the_training(spark, train
     (["--loss", "huber", "--epsilon", "0"], "--epsilon must be > 0"),
     (["--standardize"], "--standardize needs --api dataframe"),
     (["--config", "/nonexistent.toml"], "--config: file '/nonexistent.toml' does not exist"),
-    (["--optimizer", "lbfgs"], "--optimizer lbfgs needs full batches: --mini-batch-fraction must be 1.0"),
+    (["--optimizer", "lbfgs", "--mini-batch-fraction", "0.1"],
+     "--optimizer lbfgs needs full batches: --mini-batch-fraction must be 1.0"),
+    (["--reg-param", "0.5"], "--reg-param 0.5 has no effect with --reg-type none (the default): add --reg-type l2"),
     (["--beta2", "1.5"], "--beta2 must be in [0, 1)"),
     (["--validation-fraction", "1"], "--validation-fraction must be in [0, 1)"),
     (["--schedule", "optimal"], "--schedule optimal needs --reg-type l1 or l2 and --reg-param > 0"),
@@ -305,3 +307,40 @@ def test_progress_eta_counts_iterations_only(monkeypatch, caplog):
             state.iteration = t
             progress(state)
     assert "elapsed 5.0s  ETA 9.0s" in caplog.text
+
+
+def test_lbfgs_alone_takes_full_batches_unless_a_fraction_is_set():
+    """The default fraction 0.1 is SGD's: --optimizer lbfgs alone trains on full batches (#21.12)."""
+    from sparkgd.job import config
+
+    assert config.resolve({}, {"optimizer": "lbfgs"}).mini_batch_fraction == 1.0
+    assert config.resolve({}, {}).mini_batch_fraction == 0.1
+    assert config.resolve({}, {"optimizer": "lbfgs", "mini_batch_fraction": 1.0}).mini_batch_fraction == 1.0
+    with pytest.raises(config.ConfigError, match="must be 1.0, got 0.5"):
+        config.resolve({"mini_batch_fraction": 0.5}, {"optimizer": "lbfgs"})
+    toml = config.load_toml(str(ROOT / "conf" / "train_linear.toml"))
+    assert config.resolve(toml, {"optimizer": "lbfgs"}).mini_batch_fraction == 1.0  # the shipped file too
+
+
+def test_a_non_empty_output_is_refused_unless_overwrite(spark, train_linear, tmp_path, capsys):
+    """An earlier run's model is never replaced unasked (#21.3): exit 2 before training, the old model intact."""
+    out = tmp_path / "out"
+    args = ["--rows", 600, "--iterations", 3, "--output", out]
+    assert run(train_linear, spark, *args, "--seed", 1) == 0
+    first = metrics_of(out)["weights"]
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    capsys.readouterr()
+    assert run(train_linear, spark, *args, "--seed", 2) == 2
+    err = capsys.readouterr().err
+    assert "--output" in err and "is not empty" in err and "--overwrite" in err and len(err.strip().splitlines()) == 1
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before  # nothing touched
+    # inside the earlier model's directory: refused as well
+    assert run(train_linear, spark, "--rows", 600, "--iterations", 3, "--output", out / "model") == 2
+    assert sorted(p.name for p in (out / "model").iterdir()) == ["lossHistory.npy", "metadata.json", "weights.npy"]
+    assert run(train_linear, spark, *args, "--seed", 2, "--overwrite") == 0
+    assert metrics_of(out)["weights"] != first
+    assert LinearRegressionModel.load(spark.sparkContext, str(out / "model")).weights.toArray().tolist() == \
+        metrics_of(out)["weights"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run(train_linear, spark, "--rows", 600, "--iterations", 3, "--output", empty) == 0

@@ -99,3 +99,32 @@ def test_divergence_is_an_error_not_a_nan_model(good):
     with pytest.raises(SGDDivergenceError, match="smaller step"):
         LinearRegressionWithSGD.train(good, iterations=200, step=1e6)
     assert np.isfinite(LinearRegressionWithSGD.train(good, iterations=5, step=1e-3).weights.toArray()).all()
+
+
+def test_out_of_range_sparse_index_is_an_input_error_not_a_crashed_worker(sc):
+    """The issue's call: the workers died with 'free(): invalid next size', then train returned [0, -1.7e123]."""
+    from pyspark.mllib.linalg import Vectors
+
+    from sparkgd.core.errors import InputDataError
+
+    rdd = sc.parallelize([LabeledPoint(3.0, Vectors.sparse(2, [1], [1.0]))] * 19
+                         + [LabeledPoint(3.0, Vectors.sparse(2, [1, 5], [1.0, 1.0]))], 2)
+    with pytest.raises(InputDataError, match=r"partition 1, row 9: features has index 5, outside the vector's size 2"):
+        LinearRegressionWithSGD.train(rdd, iterations=50, step=0.5, intercept=False)
+    with pytest.raises(InputDataError, match="index 5"):
+        run_minibatch_sgd(rdd, LeastSquaresGradient(), SimpleUpdater(), num_iterations=5)
+
+
+@pytest.mark.parametrize("weights,message", [
+    ([1.0, -2.0, 1.0, 1.0], "weight has 1 negative weights; weights must be >= 0"),
+    ([0.0, 0.0, 0.0, 0.0], "weight is 0 for all 4 rows; at least one weight must be > 0"),
+])
+def test_rdd_rows_with_negative_or_all_zero_weights_are_refused(sc, weights, message):
+    """(label, features, weight) rows: the same check as the DataFrame API's weightCol (#21.5)."""
+    from sparkgd.core.errors import InputDataError
+
+    rdd = sc.parallelize([(1.0, [float(i)], w) for i, w in enumerate(weights)], 2)
+    with pytest.raises(InputDataError, match=message.replace("(", r"\(")):
+        run_minibatch_sgd(rdd, LeastSquaresGradient(), SimpleUpdater(), num_iterations=5)
+    with pytest.raises(InputDataError, match=message.split(";")[0]):
+        LinearRegressionWithSGD.train(rdd, iterations=5)

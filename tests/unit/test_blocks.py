@@ -51,3 +51,33 @@ def test_summary_counts_labels_outside_0_1():
     b = build_block(0, [(2.0, [1.0]), (1.0, [1.0]), (-1.0, [1.0]), (2.0, [1.0])])
     s = summarize(b)
     assert s.bad_label_count == 3 and s.bad_labels == [-1.0, 2.0]
+
+
+@pytest.mark.parametrize("index,row", [(5, 3), (-1, 1), (2, 2)])
+def test_sparse_indices_outside_the_vector_are_refused_naming_row_and_index(index, row):
+    """scipy trusts CSR indices: one out of range read and wrote outside the arrays (#21.2)."""
+    rows = [(1.0, SparseVector(2, [0], [1.0])) for _ in range(6)]
+    # mllib's SparseVector does not check its indices; build the bad one around the check
+    bad = SparseVector(2, [0], [1.0])
+    bad.indices = np.array([0, index]) if index != -1 else np.array([index])
+    bad.values = np.ones(len(bad.indices))
+    rows[row] = (1.0, bad)
+    b = build_block(7, rows)
+    assert b.error == (f"partition 7, row {row}: features has index {index}, outside the vector's size 2 "
+                       "(valid indices: 0 to 1)")
+    assert b.num_rows == 0  # nothing of the partition is kept for arithmetic
+
+
+def test_the_arrow_path_refuses_out_of_range_indices_too():
+    pa = pytest.importorskip("pyarrow")
+    from sparkgd.engine.arrow import block_from_table
+
+    vec = pa.StructArray.from_arrays(
+        [pa.array([0, 0, 1], pa.int8()), pa.array([3, 3, None], pa.int32()),
+         pa.array([[0], [1, 3], None], pa.list_(pa.int32())), pa.array([[1.0], [1.0, 2.0], [1.0, 2.0, 3.0]])],
+        ["type", "size", "indices", "values"])
+    table = pa.table({"label": [1.0, 2.0, 3.0], "features": vec})
+    b = block_from_table(4, table, ("column 'y'", "column 'v'", "weight"))
+    assert b.error == "partition 4, row 1: column 'v' has index 3, outside the vector's size 3 (valid indices: 0 to 2)"
+    table = pa.table({"label": [1.0, 2.0], "features": vec.slice(0, 1).take([0, 0])})
+    assert block_from_table(4, table, ("y", "v", "w")).error is None

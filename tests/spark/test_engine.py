@@ -153,3 +153,26 @@ def test_empty_rdd_returns_initial_weights_with_a_warning(sc):
         res = run_minibatch_sgd(sc.parallelize([], 2), LeastSquaresGradient(), SimpleUpdater(),
                                 initial_weights=[1.0, 2.0])
     assert res.weights.tolist() == [1.0, 2.0] and res.loss_history == [] and res.num_iterations == 0
+
+
+def test_callback_sees_every_iteration_of_the_public_engine_and_the_estimators(spark, regression):
+    """#21.8: progress can be watched from the public API; each state is the loop's after that iteration."""
+    x, y, rdd = regression
+    seen = []
+    result = run_minibatch_sgd(rdd, LeastSquaresGradient(), SimpleUpdater(), num_iterations=6, step_size=0.1,
+                               mini_batch_fraction=0.5, convergence_tol=0.0,
+                               callback=lambda s: seen.append((s.iteration, list(s.loss_history), s.weights.copy())))
+    assert [t for t, _, _ in seen] == [1, 2, 3, 4, 5, 6]
+    assert [h for _, h, _ in seen] == [result.loss_history[:t] for t in range(1, 7)]
+    np.testing.assert_array_equal(seen[-1][2], result.weights)
+    assert not np.array_equal(seen[0][2], seen[-1][2])
+
+    from sparkgd.ml import SGDLinearRegression
+
+    df = spark.createDataFrame([(float(a), MLVectors.dense(r)) for a, r in zip(y, x)], ["label", "features"])
+    iterations = []
+    est = SGDLinearRegression(maxIter=4, tol=0.0).setCallback(lambda s: iterations.append(s.iteration))
+    model = est.fit(df)
+    assert iterations == [1, 2, 3, 4] == list(range(1, model.summary.totalIterations + 1))
+    est.setCallback(None).fit(df)
+    assert iterations == [1, 2, 3, 4]

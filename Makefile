@@ -35,6 +35,7 @@ test-oldest: $(OLDEST)/.installed check-java
 
 run: setup check-java
 	$(VENV)/bin/spark-submit --master 'local[2]' --properties-file conf/spark-defaults.conf \
+		--driver-java-options "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Dlog4j2.configurationFile=$(abspath conf/log4j2.properties)" \
 		jobs/train_linear.py --output output --overwrite $(ARGS)
 
 test: setup check-java

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Submit the training job to YARN (template). HADOOP_CONF_DIR must point at the cluster's config.
-# Cluster mode runs the driver in the cluster; inputs and --output must then be HDFS/S3 paths
-# readable from there (model files are written with the local filesystem API: use client mode,
-# or an output directory on a filesystem the driver mounts).
+# Cluster mode runs the driver in the cluster; inputs and --output must then be paths the
+# driver reaches there: any Hadoop URI (hdfs://, s3a://, ...; the model, metrics.json and loss.png
+# go there through Hadoop's FileSystem), not a local path of this machine.
 set -euo pipefail
 : "${HADOOP_CONF_DIR:?set HADOOP_CONF_DIR to the cluster's Hadoop configuration}"
 make dist

@@ -106,9 +106,13 @@ def main(argv: list[str], spark=None) -> int:
         result = job.run(spark, cfg)
         m = result.metrics
         main_metric = "rmse" if cfg.loss in config.REGRESSION_LOSSES else "accuracy"
-        test = f", test {main_metric} {m['test'][main_metric]:.5g}" if m["test"] else ""
-        print(f"trained {m['iterations']} iterations in {m['seconds']:.1f} s; "
-              f"train {main_metric} {m['train'][main_metric]:.5g}{test}")
+        test = f", test {main_metric} {_number(m['test'][main_metric])}" if m["test"] else ", no test rows"
+        print(f"trained {m['iterations']} iterations in {m['seconds']:.1f} s ({m['stopped']}); "
+              f"train {main_metric} {_number(m['train'][main_metric])}{test}")
+        skipped = m["bad_rows"]["skipped"]
+        if skipped:
+            first = "; first: " + m["bad_rows"]["examples"][0] if m["bad_rows"]["examples"] else ""
+            print(f"skipped {skipped} bad rows (--on-bad-rows skip){first}")
         if "weight_error_max" in m:
             print(f"max |w - w_true| = {m['weight_error_max']:.4g}")
         if cfg.output:
@@ -127,6 +131,10 @@ def main(argv: list[str], spark=None) -> int:
     finally:
         if own:
             spark.stop()
+
+
+def _number(v) -> str:
+    return "n/a" if v is None or v != v else f"{v:.5g}"
 
 
 if __name__ == "__main__":

@@ -32,6 +32,13 @@ def fingerprint(**settings: Any) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def setting_hashes(settings: dict[str, Any]) -> dict[str, str]:
+    """A short hash of each setting: kept in a checkpoint so a mismatch can name the settings that differ
+    (values such as the initial weights can be large)."""
+    return {k: hashlib.sha256(json.dumps(v, sort_keys=True, default=str).encode()).hexdigest()[:12]
+            for k, v in settings.items()}
+
+
 class LocalDirs:
     """Checkpoint directories on the local filesystem (a path or a ``file:`` URI)."""
 
@@ -62,17 +69,20 @@ class Checkpointer:
     """
 
     def __init__(self, directory: str, interval: int, fingerprint: str, keep: int = 2,
-                 dirs: Any = None) -> None:
+                 dirs: Any = None, settings: dict[str, str] | None = None) -> None:
         if interval < 1:
             raise ValueError(f"checkpointInterval must be >= 1, got {interval!r}")
         self.dirs = dirs or LocalDirs()
         self.directory = self.dirs.root(directory)
         self.interval, self.fingerprint, self.keep = interval, fingerprint, keep
+        self.settings = settings
 
     def __call__(self, state: SGDState, final: bool = False) -> None:
         if state.iteration % self.interval and not final and not state.converged:
             return
-        write_state(self.dirs, self.dirs.join(self.directory, f"ckpt-{state.iteration:08d}"), state, self.fingerprint)
+        extra = {} if self.settings is None else {"settings": self.settings}
+        write_state(self.dirs, self.dirs.join(self.directory, f"ckpt-{state.iteration:08d}"), state, self.fingerprint,
+                    **extra)
         for old in sorted(_checkpoints(self.dirs, self.directory))[:-self.keep]:
             self.dirs.remove(self.dirs.join(self.directory, f"ckpt-{old:08d}"))
 
@@ -98,7 +108,8 @@ def _checkpoints(dirs: Any, directory: str) -> list[int]:
     return [int(m.group(1)) for n in dirs.names(directory) if (m := _NAME.match(n))]
 
 
-def latest(directory: str, fingerprint: str, dirs: Any = None) -> SGDState | None:
+def latest(directory: str, fingerprint: str, dirs: Any = None, settings: dict[str, str] | None = None
+           ) -> SGDState | None:
     """The newest checkpoint of this run under ``directory``, or ``None``.
 
     Raises ``CheckpointMismatchError`` when the newest checkpoint belongs to a run with other settings.
@@ -108,17 +119,24 @@ def latest(directory: str, fingerprint: str, dirs: Any = None) -> SGDState | Non
     found = sorted(_checkpoints(dirs, directory))
     if not found:
         return None
-    return read_state(dirs, dirs.join(directory, f"ckpt-{found[-1]:08d}"), fingerprint)[0]
+    return read_state(dirs, dirs.join(directory, f"ckpt-{found[-1]:08d}"), fingerprint, settings)[0]
 
 
-def read_state(dirs: Any, path: str, fingerprint: str) -> tuple[SGDState, dict]:
+def read_state(dirs: Any, path: str, fingerprint: str, settings: dict[str, str] | None = None
+               ) -> tuple[SGDState, dict]:
     """The state :func:`write_state` wrote at ``path``, and its metadata.
 
-    Raises ``CheckpointMismatchError`` when it was written by a run with other settings.
+    Raises ``CheckpointMismatchError`` when it was written by a run with other settings, naming
+    them when both sides know theirs (``settings``: :func:`setting_hashes` of this run's).
     """
     meta, arrays = dirs.read(path)
     if meta.get("fingerprint") != fingerprint:
-        raise CheckpointMismatchError(f"checkpoint {path} was written by a run with other settings; "
+        theirs = meta.get("settings")
+        differ = ""
+        if settings is not None and isinstance(theirs, dict):
+            names = sorted(k for k in set(settings) | set(theirs) if settings.get(k) != theirs.get(k))
+            differ = f" (these differ: {', '.join(names)})" if names else ""
+        raise CheckpointMismatchError(f"checkpoint {path} was written by a run with other settings{differ}; "
                                       "use another checkpoint directory or the same settings")
     return SGDState(iteration=int(meta["iteration"]), weights=arrays["weights"], reg_val=float(meta["regVal"]),
                     loss_history=arrays["lossHistory"].tolist(),

@@ -95,18 +95,21 @@ def descend(blocks: BlockedData, gradient: Gradient, updater: Updater, initial_w
             optimizer=repr(optimizer), average_from=average_from, validation=[validation_fraction, n_iter_no_change])
         if hasattr(gradient, "epsilon"):  # Huber's threshold
             extra["epsilon"] = gradient.epsilon
-        fp = checkpoint.fingerprint(
+        settings = dict(
             gradient=type(gradient).__name__, updater=repr(updater), step=repr(as_schedule(step_size)),
             reg=reg_param, fraction=mini_batch_fraction, tol=convergence_tol, seed=seed,
             w0=np.asarray(initial_weights, dtype=np.float64).tolist(), intercept=fit_intercept,
             scale=None if scale is None else np.asarray(scale).tolist(), rows=blocks.count, **extra)
         if center is not None and fit_intercept:
-            fp = checkpoint.fingerprint(base=fp, center=np.asarray(center, dtype=np.float64).tolist())
+            settings["center"] = np.asarray(center, dtype=np.float64).tolist()
+        fp, hashes = checkpoint.fingerprint(**settings), checkpoint.setting_hashes(settings)
         dirs = None if fs.is_local(checkpoint_dir) else blocks.hadoop_dirs()
-        checkpointer = checkpoint.Checkpointer(checkpoint_dir, checkpoint_interval, fp, dirs=dirs)
+        checkpointer = checkpoint.Checkpointer(checkpoint_dir, checkpoint_interval, fp, dirs=dirs, settings=hashes)
         if resume and state is None:
-            state = checkpoint.latest(checkpoint_dir, fp, dirs=dirs)
-            if state is not None:
+            state = checkpoint.latest(checkpoint_dir, fp, dirs=dirs, settings=hashes)
+            if state is None:
+                log.warning("resume: no checkpoint in %s yet; training starts at iteration 0", checkpoint_dir)
+            else:
                 log.info("resuming from the checkpoint of iteration %d", state.iteration)
     schedule = as_schedule(step_size)
     w0 = np.array(initial_weights, dtype=np.float64)

@@ -430,7 +430,7 @@ class FirstTasks:
         try:
             while len(self._conns) < self.num_partitions and self.job.thread.is_alive():
                 if time.monotonic() > started + 2.0 and _waiting(self.sc, self.tag, ours=True):
-                    log.info("sparkgd: not every block-building task could start; the blocks are built by a plain job")
+                    log.debug("sparkgd: not every block-building task could start; the blocks are built by a plain job")
                     break
                 try:
                     conn, peer = self._server.accept()

@@ -7,6 +7,7 @@ Each reader returns an RDD of ``(label, features)`` rows (features a numpy array
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -18,6 +19,7 @@ from pyspark.sql import SparkSession
 from sparkgd.core.errors import InputDataError
 from sparkgd.engine import _spark
 
+log = logging.getLogger("sparkgd.job")
 
 class DataError(InputDataError):
     """The input data is malformed; the message names the file and line, or the column."""
@@ -165,10 +167,30 @@ def _parse_csv(rec: tuple[str, int, str], header: list[str], label_idx: int, fea
     return out[0], np.asarray(out[1:])
 
 
+def _numeric_columns(header: list[str], line: str, label_col: str, file: str) -> list[str]:
+    """The columns other than the label whose first value parses as a number (an empty one counts as numeric)."""
+    cells = [c.strip() for c in line.split(",")]
+    names, skipped = [], []
+    for j, h in enumerate(header):
+        if h == label_col:
+            continue
+        cell = cells[j] if j < len(cells) else ""
+        try:
+            float(cell) if cell else None
+            names.append(h)
+        except ValueError:
+            skipped.append(f"{h!r} ({cell!r})")
+    if skipped:
+        log.info("%s: features are the numeric columns; skipped %s (give --feature-cols to choose)", file,
+                 ", ".join(skipped))
+    return names
+
+
 def read_csv(sc: SparkContext, path: str, label_col: str, feature_cols: list[str] | None = None,
              partitions: int | None = None, on_bad_rows: str = "fail",
              classes: int | None = None) -> tuple[RDD, list[str], dict[str, Any]]:
-    """CSV with a header line in every file; features are ``feature_cols`` or all other columns."""
+    """CSV with a header line in every file; features are ``feature_cols`` or all other numeric columns:
+    those whose value in the first data row is a number (as Parquet input skips non-numeric types)."""
     files = list_files(sc, path)
     first = sc.textFile(files[0]).take(2)
     if not first:
@@ -176,7 +198,7 @@ def read_csv(sc: SparkContext, path: str, label_col: str, feature_cols: list[str
     header = [h.strip() for h in first[0].split(",")]
     if label_col not in header:
         raise DataError(f"{files[0]}:1: label column {label_col!r} is not in the header {header}")
-    names = feature_cols or [h for h in header if h != label_col]
+    names = feature_cols or _numeric_columns(header, first[1] if len(first) > 1 else "", label_col, files[0])
     missing = [c for c in names if c not in header]
     if missing:
         raise DataError(f"{files[0]}:1: feature columns {missing} are not in the header {header}")

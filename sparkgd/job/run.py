@@ -9,6 +9,7 @@ import json
 import logging
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -221,7 +222,9 @@ def evaluate(rows: RDD, weights: np.ndarray, intercept: float, loss: str) -> dic
             return 1, int((m > 0) == (y > 0.5)), ll
 
         n, ok, ll = pairs.map(point).fold((0, 0, 0.0), lambda a, c: tuple(x + y for x, y in zip(a, c)))
-        auc = BinaryClassificationMetrics(pairs.map(lambda p: (p[1], p[0]))).areaUnderROC if n else math.nan
+        with warnings.catch_warnings():  # pyspark.mllib's own use of the deprecated SQLContext: not the user's
+            warnings.simplefilter("ignore", FutureWarning)
+            auc = BinaryClassificationMetrics(pairs.map(lambda p: (p[1], p[0]))).areaUnderROC if n else math.nan
         out = {"rows": n, "accuracy": ok / n if n else math.nan, "areaUnderROC": auc}
         out["log_loss"] = ll / n if n and loss == "logistic" else None
         return out
@@ -260,7 +263,7 @@ def run(spark: SparkSession, cfg: JobConfig) -> JobResult:
         rows = rows.cache()
         train_rows, test_rows = split(rows, cfg.test_fraction, cfg.seed)
         train_rows = train_rows.cache()
-        start = time.perf_counter()
+        start = progress.start = time.perf_counter()  # one clock: the progress lines' elapsed and the summary's
         model = train(train_rows, cfg, progress)
         seconds = time.perf_counter() - start
         w, b = weights_of(model)
@@ -270,11 +273,16 @@ def run(spark: SparkSession, cfg: JobConfig) -> JobResult:
         train_rows.unpersist()
     history = list(model.lossHistory if hasattr(model, "lossHistory") else model.summary.objectiveHistory)
     iterations = model.numIterations if hasattr(model, "numIterations") else model.summary.totalIterations
+    if test_m is not None and not test_m["rows"]:
+        log.warning("the test split is empty (--test-fraction %g of %d training rows): no test metrics",
+                    cfg.test_fraction, train_m["rows"])
+        test_m = None
     w, b = weights_of(model)
     metrics: dict[str, Any] = {
         "train": train_m,
         "test": test_m,
         "iterations": iterations,
+        "stopped": stop_reason(cfg, iterations),
         "seconds": seconds,
         "seconds_per_iteration": progress.seconds_per_iteration(),
         "loss_history": history,
@@ -318,6 +326,30 @@ def check_output(output: str, overwrite: bool, sc: Any) -> None:
                               "use --overwrite to replace it, or another --output")
 
 
+def stop_reason(cfg: JobConfig, iterations: int) -> str:
+    """Why training ended, in words."""
+    if iterations >= cfg.iterations:
+        return f"reached --iterations {cfg.iterations}"
+    if cfg.validation_fraction > 0:
+        return (f"early stopping: the held-out loss did not improve by --convergence-tol for "
+                f"--n-iter-no-change {cfg.n_iter_no_change} iterations")
+    if cfg.optimizer == "lbfgs":
+        return "converged: no L-BFGS step decreased the objective further, or the weights changed less than " \
+               "--convergence-tol"
+    return f"converged: the weights changed by less than --convergence-tol {cfg.convergence_tol:g} (relative)"
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every NaN or infinity, at any depth, replaced by ``None`` (JSON's null)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
 def save(result: JobResult, output: str, sc: Any, overwrite: bool = False) -> None:
     """``model/`` (loadable by the library), ``metrics.json`` and ``loss.png`` under ``output``.
 
@@ -346,7 +378,7 @@ def save(result: JobResult, output: str, sc: Any, overwrite: bool = False) -> No
     else:
         result.model.save(sc, model_dir, overwrite=True)
     with open(os.path.join(output, "metrics.json"), "w") as f:
-        json.dump(result.metrics, f, indent=2, default=_jsonable)
+        json.dump(finite(json.loads(json.dumps(result.metrics, default=_jsonable))), f, indent=2, allow_nan=False)
     try:
         from sparkgd.job.plots import plot_loss
     except ImportError as e:

@@ -124,7 +124,7 @@ def test_models_under_connect_are_the_classic_ones_bit_for_bit(spark, connect_se
     for extra in ([], ["--input", data, "--format", "parquet", "--feature-cols", "a,b,c"]):
         cmd = [sys.executable, str(ROOT / "jobs" / "train_linear.py"), "--remote", connect_server, "--api",
                "dataframe", "--rows", "3000", "--iterations", "30", "--optimizer", "lbfgs", "--mini-batch-fraction",
-               "1.0", "--output", str(job_out), *extra]
+               "1.0", "--output", str(job_out), "--overwrite", *extra]
         done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, _python_lines(done.stderr)
         m = json.loads((job_out / "metrics.json").read_text())

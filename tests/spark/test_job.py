@@ -288,7 +288,7 @@ def test_a_checkpoint_of_other_settings_exits_2_with_one_line(spark, train_linea
     capsys.readouterr()
     assert run(train_linear, spark, *argv, "--step-size", 0.1, "--resume") == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "other settings" in err[0] and "Traceback" not in err[0]
+    assert len(err) == 1 and "other settings (these differ: step)" in err[0] and "Traceback" not in err[0]
 
 
 def test_progress_eta_counts_iterations_only(monkeypatch, caplog):
@@ -344,3 +344,48 @@ def test_a_non_empty_output_is_refused_unless_overwrite(spark, train_linear, tmp
     empty = tmp_path / "empty"
     empty.mkdir()
     assert run(train_linear, spark, "--rows", 600, "--iterations", 3, "--output", empty) == 0
+
+
+def _strict_json(path):
+    def refuse(name):
+        raise ValueError(f"{name} is not JSON")
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_what_a_run_reports_numeric_csv_columns_skipped_rows_empty_test_split_stop_reason(
+        spark, train_linear, tmp_path, capsys, caplog):
+    """#21.10, 11, 13, 14: a string column is not a feature; skipped rows are printed; an empty test split gives
+    null, not NaN; the summary line says why training stopped, on the progress lines' clock."""
+    import logging
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(60, 2))
+    lines = [f"row{i},{a:.5f},{b:.5f},{2 * a - b:.5f}" for i, (a, b) in enumerate(x)]
+    lines.insert(7, "row-bad,1.0,oops,2.0")
+    data = tmp_path / "d.csv"
+    data.write_text("name,a,b,y\n" + "\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    capsys.readouterr()
+    with caplog.at_level(logging.INFO, logger="sparkgd"):
+        rc = run(train_linear, spark, "--input", data, "--format", "csv", "--label-col", "y", "--on-bad-rows", "skip",
+                 "--iterations", 200, "--convergence-tol", 0.01, "--mini-batch-fraction", 1.0, "--output", out,
+                 "--log-every", 1)
+    printed = capsys.readouterr().out
+    assert rc == 0
+    m = _strict_json(out / "metrics.json")
+    assert m["features"] == ["a", "b"] and m["bad_rows"]["skipped"] == 1
+    assert "skipped 1 bad rows (--on-bad-rows skip); first: " in printed and "oops" in printed
+    assert m["iterations"] < 200 and m["stopped"].startswith("converged") and f"({m['stopped']})" in printed
+    elapsed = [float(r.getMessage().split("elapsed ")[1].split("s")[0]) for r in caplog.records
+               if "elapsed" in r.getMessage()]
+    assert elapsed and max(elapsed) <= m["seconds"] + 0.05  # one clock: progress never runs ahead of the summary
+
+    one = tmp_path / "one"
+    capsys.readouterr()
+    with caplog.at_level(logging.WARNING, logger="sparkgd"):
+        assert run(train_linear, spark, "--rows", 1, "--iterations", 2, "--output", one,
+                   "--checkpoint-dir", tmp_path / "none-yet", "--resume") == 0
+    m = _strict_json(one / "metrics.json")  # no bare NaN
+    assert m["test"] is None and "no test rows" in capsys.readouterr().out
+    assert any("test split is empty" in r.getMessage() for r in caplog.records)
+    assert any("no checkpoint in" in r.getMessage() and "iteration 0" in r.getMessage() for r in caplog.records)

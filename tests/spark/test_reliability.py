@@ -65,9 +65,12 @@ def test_rdd_api_resumes_from_a_checkpoint_to_the_same_model(rdd, tmp_path):
     np.testing.assert_array_equal(resumed.weights.toArray(), whole.weights.toArray())
     assert resumed.intercept == whole.intercept and resumed.lossHistory == whole.lossHistory
     assert first.numIterations == 8 and resumed.numIterations == 12
-    with pytest.raises(ValueError, match="other settings"):
+    with pytest.raises(ValueError, match=r"other settings \(these differ: step\)"):
         sgd.LogisticRegressionWithSGD.train(rdd, iterations=12, checkpointDir=ckpt, resume=True,
                                             **dict(kw, step=0.25))
+    with pytest.raises(ValueError, match=r"these differ: fraction, reg\)"):
+        sgd.LogisticRegressionWithSGD.train(rdd, iterations=12, checkpointDir=ckpt, resume=True,
+                                            **dict(kw, miniBatchFraction=0.5), regParam=0.5)
 
 
 def test_resuming_restores_the_convergence_test(rdd, tmp_path):

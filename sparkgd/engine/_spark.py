@@ -7,6 +7,7 @@ feature off visibly, never silently. ``tests/spark/test_spark_internals.py`` cal
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -30,6 +31,7 @@ _CONSEQUENCE = {
     "DataFrame cache lookup": "blocks of cached DataFrames are not reused",
     "JVM count": "blocks are built through a Python count",
     "Arrow batches": "DataFrame rows are read through DataFrame.rdd (slower)",
+    "log levels": "Spark's own log lines stay at their level",
     "binary classification summary": "the summary's curves (roc, pr, ...ByThreshold) are not available",
 }
 
@@ -164,3 +166,42 @@ def multiclass_summary(predictions: Any, probability_col: str | None, prediction
     except Exception as e:  # py4j or attribute errors: not in this version
         _unavailable("binary classification summary", e)
         return None
+
+
+def set_log_level(sc: SparkContext, logger: str, level: str) -> None:
+    """Set the JVM's log4j level of ``logger`` (and the loggers below it) to ``level``."""
+    try:
+        log4j = sc._jvm.org.apache.logging.log4j
+        log4j.core.config.Configurator.setLevel(logger, log4j.Level.toLevel(level))
+    except Exception as e:  # py4j or attribute errors: another logging backend
+        _unavailable("log levels", e)
+
+
+def active_context() -> SparkContext | None:
+    """The active SparkContext of this process, if any (``SparkContext._active_spark_context``)."""
+    return SparkContext._active_spark_context
+
+
+def params_metadata(instance: Any, spark: Any, extra: dict) -> str:
+    """Spark ML's JSON metadata of ``instance`` as ``DefaultParamsWriter.saveMetadata`` writes it, as text
+    (``DefaultParamsWriter._get_metadata_to_save``), for writers that must write it themselves."""
+    from pyspark.ml.util import DefaultParamsWriter
+
+    return DefaultParamsWriter._get_metadata_to_save(instance, spark, extra)
+
+
+def run_before_stop(sc: SparkContext, hook: Any) -> None:
+    """Make ``sc.stop()`` (so ``SparkSession.stop`` and the session's context manager) call ``hook()`` first.
+
+    Patches the context object once; a second call with another hook is ignored."""
+    if getattr(sc, "_sparkgd_waits", False):
+        return
+    stop = sc.stop
+
+    @functools.wraps(stop)
+    def stop_after_hook() -> None:
+        hook()
+        stop()
+
+    sc.stop = stop_after_hook  # type: ignore[method-assign]
+    sc._sparkgd_waits = True  # type: ignore[attr-defined]

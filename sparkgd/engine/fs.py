@@ -27,7 +27,7 @@ def is_local(path: str) -> bool:
 
 
 def _context(sc: SparkContext | None) -> SparkContext:
-    sc = sc or SparkContext._active_spark_context
+    sc = sc or _spark.active_context()
     if sc is None:
         raise ValueError("a model path with a URI scheme other than file: needs an active SparkContext")
     return sc

@@ -316,16 +316,7 @@ def _finishing(job: _Job, sc: SparkContext) -> None:
     if not _FINISHING:
         atexit.unregister(_finish)
         atexit.register(_finish)  # after pyspark's gateway hook: runs before it
-    if not getattr(sc, "_sparkgd_waits", False):  # SparkSession.stop, the context manager: all call sc.stop
-        stop = sc.stop
-
-        @functools.wraps(stop)
-        def stop_after_builders() -> None:
-            _finish()
-            stop()
-
-        sc.stop = stop_after_builders  # type: ignore[method-assign]
-        sc._sparkgd_waits = True  # type: ignore[attr-defined]
+    _spark.run_before_stop(sc, _finish)  # SparkSession.stop, the context manager: all call sc.stop
     _FINISHING.add(job)
 
 

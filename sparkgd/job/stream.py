@@ -18,6 +18,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from sparkgd.engine import _spark
 from sparkgd.job import io
 from sparkgd.job.config import JobConfig, label_classes
 from sparkgd.job.run import estimator_of, frame_of
@@ -81,6 +82,9 @@ class StreamJob:
         seconds, or for ever."""
         if self.cfg.output:
             os.makedirs(self.cfg.output, exist_ok=True)
+        if not self.cfg.verbose:  # the job reports a failed batch in one line; Spark would log its whole trace
+            _spark.set_log_level(self.spark.sparkContext, "org.apache.spark.sql.execution.streaming", "FATAL")
+            logging.getLogger("py4j.clientserver").setLevel(logging.CRITICAL)  # py4j's copy of the same trace
         writer = self.source(max_files).writeStream.foreachBatch(self).option("checkpointLocation",
                                                                               checkpoint_location)
         query = (writer.trigger(availableNow=True) if available_now else writer).start()

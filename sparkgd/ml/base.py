@@ -37,6 +37,7 @@ from pyspark.sql.types import ArrayType, DoubleType, NumericType, StructField, S
 
 from sparkgd.core.gradients import Gradient
 from sparkgd.core.updaters import ElasticNetUpdater
+from sparkgd.engine import _spark
 from sparkgd.engine._spark import is_remote
 from sparkgd.engine.arrow import build_block_from_batches, record_batches
 from sparkgd.engine.blocks import BlockedData, feature_mean_std
@@ -288,7 +289,7 @@ class _SGDModelWriter(MLWriter):
         extra = {"sparkgdFormatVersion": FORMAT_VERSION, "numFeatures": m.numFeatures, "totalIterations": iters}
         spark = self.sparkSession
         if is_remote():  # DefaultParamsWriter's metadata, written with the mode asked
-            meta = DefaultParamsWriter._get_metadata_to_save(m, spark, extra)
+            meta = _spark.params_metadata(m, spark, extra)
             metadata = spark.createDataFrame([(meta,)], ["value"]).coalesce(1)
             metadata.write.mode(mode).text(os.path.join(path, "metadata"))
         else:

@@ -53,10 +53,11 @@ def test_without_extras_the_dataframe_api_names_the_extra(fresh):
 
 
 def test_without_extras_the_job_writes_the_model_and_metrics(fresh):
+    """The installed job, without the repository's jobs/ or conf/ (#21.17): python -m sparkgd.job."""
     _, python, tmp = fresh
     out = tmp / "out"
     env = dict(os.environ, PYSPARK_PYTHON=str(python), PYSPARK_DRIVER_PYTHON=str(python), SPARK_LOCAL_IP="127.0.0.1")
-    run = subprocess.run([str(python), str(ROOT / "jobs" / "train_linear.py"), "--rows", "2000", "--iterations", "5",
+    run = subprocess.run([str(python), "-m", "sparkgd.job", "--rows", "2000", "--iterations", "5",
                           "--output", str(out)], cwd=tmp, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert (out / "metrics.json").is_file() and (out / "model" / "metadata.json").is_file()
@@ -76,3 +77,19 @@ def test_with_the_ml_extra_the_dataframe_api_imports(fresh):
     code = "from sparkgd.ml import SGDLogisticRegression; print(SGDLogisticRegression)"
     run = subprocess.run([str(python), "-c", code], cwd=tmp, capture_output=True, text=True)
     assert run.returncode == 0 and "SGDLogisticRegression" in run.stdout, run.stderr[-2000:]
+
+
+def test_the_wheel_ships_the_job_its_defaults_and_an_entry_point(fresh):
+    _, python, tmp = fresh
+    script = python.parent / "sparkgd-train-linear"
+    shown = subprocess.run([str(script), "--print-defaults"], cwd=tmp, capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == (ROOT / "conf" / "train_linear.toml").read_text()
+    import tomllib
+
+    assert tomllib.loads(shown.stdout)["train"]["iterations"] == 100
+    where = subprocess.run([str(python), "-c", "import sparkgd.job.__main__ as m; print(m.__file__)"], cwd=tmp,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert pathlib.Path(where).is_file() and "site-packages" in where  # what spark-submit is handed
+    helped = subprocess.run([str(script), "--help"], cwd=tmp, capture_output=True, text=True, timeout=60)
+    assert "--print-defaults" in helped.stdout and "--overwrite" in helped.stdout

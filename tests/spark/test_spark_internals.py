@@ -103,3 +103,45 @@ def test_is_remote_is_false_in_classic_mode(spark):
     from sparkgd.engine import _spark
 
     assert _spark.is_remote() is False  # tests/connect runs the True side, in a Connect client process
+
+
+def test_active_context_is_the_sessions(sc):
+    assert _spark.active_context() is sc
+
+
+def test_params_metadata_is_spark_ml_json(spark):
+    import json
+
+    from sparkgd.ml import SGDLinearRegression
+
+    meta = json.loads(_spark.params_metadata(SGDLinearRegression(maxIter=7), spark, {"extra": 1}))
+    assert meta["class"] == "sparkgd.ml.regression.SGDLinearRegression" and meta["paramMap"]["maxIter"] == 7
+    assert meta["extra"] == 1
+
+
+def test_run_before_stop_calls_the_hook_first_and_patches_once():
+    calls = []
+
+    class Context:
+        def stop(self):
+            calls.append("stop")
+
+    ctx = Context()
+    _spark.run_before_stop(ctx, lambda: calls.append("hook"))
+    _spark.run_before_stop(ctx, lambda: calls.append("second hook"))
+    ctx.stop()
+    assert calls == ["hook", "stop"]
+
+
+def test_spark_ml_summaries_and_log_levels(spark, caplog):
+    from pyspark.ml.linalg import Vectors
+
+    df = spark.createDataFrame([(float(i % 2), Vectors.dense([0.1, 0.9] if i % 2 else [0.8, 0.2]), 0.0)
+                                for i in range(6)], ["label", "probability", "prediction"])
+    with caplog.at_level(logging.WARNING, logger="sparkgd"):
+        assert _spark.binary_summary(df, "probability", "prediction", "label", None, True).labels == [0.0, 1.0]
+        assert _spark.multiclass_summary(df, "probability", "prediction", "label", None).accuracy == 0.5
+        _spark.set_log_level(spark.sparkContext, "sparkgd.test.logger", "ERROR")
+    no_warning(caplog)
+    level = spark.sparkContext._jvm.org.apache.logging.log4j.LogManager.getLogger("sparkgd.test.logger").getLevel()
+    assert str(level) == "ERROR"

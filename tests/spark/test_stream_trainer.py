@@ -182,6 +182,12 @@ def test_the_jobs_bad_input_and_options(spark, tmp_path, capsys):
     assert job.main(argv, spark=spark) == 3
     err = capsys.readouterr().err
     assert "a.libsvm:2: value 'x' of index 2 is not a number" in err and len(err.strip().splitlines()) == 1
+    # #21.15: neither Spark's query log nor py4j's callback log repeats the trace (about 130 lines before)
+    import logging
+
+    jvm_logger = spark.sparkContext._jvm.org.apache.logging.log4j.LogManager.getLogger(
+        "org.apache.spark.sql.execution.streaming.runtime.MicroBatchExecution")
+    assert str(jvm_logger.getLevel()) == "FATAL" and logging.getLogger("py4j.clientserver").level == logging.CRITICAL
     assert job.main(argv[:2] + argv[4:], spark=spark) == 2
     assert "--num-features is required for libsvm input" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:

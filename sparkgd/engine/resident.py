@@ -175,8 +175,12 @@ def _work(sock: socket.socket, task: int, blocks: list[Block], *, secret: bytes,
             for c in children:
                 c.close()
         return
-    _, address = recv(sock, (SETUP,), 1024)
-    sock.close()
+    try:
+        _, address = recv(sock, (SETUP,), 1024)
+    except ChannelError:
+        return  # the driver gave this start up (busy slots, a task that did not start): nothing to serve
+    finally:
+        sock.close()
     with socket.create_connection(decode_address(address), timeout=30) as root:
         root.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         connect_handshake(root, secret, task)

@@ -389,3 +389,48 @@ def test_what_a_run_reports_numeric_csv_columns_skipped_rows_empty_test_split_st
     assert m["test"] is None and "no test rows" in capsys.readouterr().out
     assert any("test split is empty" in r.getMessage() for r in caplog.records)
     assert any("no checkpoint in" in r.getMessage() and "iteration 0" in r.getMessage() for r in caplog.records)
+
+
+CANCEL_TWO_JOBS = """
+import threading, time
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false").getOrCreate()
+sc = spark.sparkContext
+
+def run(tag):
+    sc.addJobTag(tag)
+    try:
+        sc.parallelize(range(2), 2).map(lambda x: time.sleep(3)).collect()
+    except Exception:
+        pass
+
+for tag in ("sparkgd-resident-0123", "someone-else"):
+    t = threading.Thread(target=run, args=(tag,))
+    t.start()
+    time.sleep(1.5)  # both tasks running
+    sc.cancelJobsWithTag(tag)
+    t.join()
+    time.sleep(3)  # a sleeping Python task dies (and is reported) when its sleep ends
+spark.stop()
+"""
+
+
+def test_the_log_config_drops_the_kills_of_resident_tasks_only(tmp_path):
+    """conf/log4j2.properties (what make run and the submit scripts hand Spark) silences the WARN of a
+    cancelled sparkgd-resident job; a cancelled job of anyone else is still reported."""
+    import subprocess
+    import sys
+
+    import pyspark
+
+    script = tmp_path / "cancel.py"
+    script.write_text(CANCEL_TWO_JOBS)
+    submit = pathlib.Path(pyspark.__file__).parent / "bin" / "spark-submit"
+    env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=sys.executable)
+    log_conf = f"-Dlog4j2.configurationFile=file:{ROOT / 'conf' / 'log4j2.properties'}"
+    out = subprocess.run([str(submit), "--driver-java-options", log_conf, str(script)], env=env,
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    killed = [ln for ln in out.stderr.splitlines() if "TaskKilled" in ln]
+    assert killed and all("someone-else" in ln for ln in killed), out.stderr[-3000:]
+    assert "Incomplete task interrupted" not in out.stderr

@@ -192,3 +192,14 @@ def test_a_plan_cannot_carry_a_gradient_defined_elsewhere_and_bad_plans_are_refu
     for bad in (good[:-1], good + b"x", b"\x05\x00\x00\x00{}", good[:4] + b"[" + good[5:]):
         with pytest.raises(channel.ChannelError):
             channel.decode_plan(bytearray(bad))
+
+
+def test_a_task_the_driver_gave_up_before_setup_ends_quietly():
+    """A non-root resident task whose driver closes before sending SETUP (the start was given up: busy
+    slots) returns without an error, so no worker traceback lands in the logs of a successful fit."""
+    driver, task = socket.socketpair()
+    task.settimeout(5)
+    driver.close()
+    assert resident._work(task, 1, [], secret=SECRET, kw={}, tree=None, num_weights=3, port=0,
+                          num_tasks=2) is None
+    assert task.fileno() == -1  # closed on the way out

@@ -229,7 +229,7 @@ def _train(model_class: type[LinearModel], data: RDD, gradient: Gradient, update
     check_params(iterations, step, regParam, miniBatchFraction, convergenceTol, aggregationDepth, _NAMES)
     if isinstance(optimizer, str):
         optimizer = make_optimizer(optimizer)
-    check_loop_params(bool(optimizer and optimizer.line_search), miniBatchFraction, averageFrom, validationFraction,
+    check_loop_params(bool(optimizer and optimizer.full_batch), miniBatchFraction, averageFrom, validationFraction,
                       nIterNoChange, _NAMES)
     updater = updater_reg_type if not isinstance(updater_reg_type, (str, type(None))) else get_updater(updater_reg_type)
     if not isinstance(data, RDD):

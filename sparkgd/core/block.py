@@ -8,8 +8,8 @@ the rows in their original order, which is what lets :mod:`sparkgd.core.sampling
 the rows the JVM would. Problems in a row are recorded in the block, not raised on the
 worker, so the driver can report them with the partition and row.
 
-:func:`block_sums` folds a block into the accumulator ``(gradient sum, loss sum, rows, weight
-sum)``; :func:`comb` adds two accumulators, ``None`` being the empty one.
+:func:`block_sums` folds a block into its :class:`~sparkgd.core.sums.Sums` (gradient sum, loss
+sum, rows, weight sum, held-out sums) as a :class:`FoldSpec` says.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import functools
 import json
 import numbers
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -28,6 +28,7 @@ from pyspark.mllib.regression import LabeledPoint
 
 from sparkgd.core.gradients import Gradient
 from sparkgd.core.sampling import partition_seed, sample_positions
+from sparkgd.core.sums import Sums
 
 _MAX_BAD_LABELS = 10
 _ROLES = ("label", "features", "weight")
@@ -278,30 +279,27 @@ def _moments(block: Block) -> tuple[float, float, np.ndarray, np.ndarray] | None
 
 def block_sums(block: Block, weights: np.ndarray, gradient: Gradient, fraction: float, seed: int,
                fit_intercept: bool = False, scale: np.ndarray | None = None,
-               validation: tuple[float, int] | None = None) -> tuple[np.ndarray, float, int, float] | None:
+               validation: tuple[float, int] | None = None) -> Sums | None:
     """Gradient sum, loss sum, rows and weight sum over the sampled rows of a block.
 
     ``fit_intercept`` treats ``weights[-1]`` as the weight of a constant 1.0 feature appended
     to every row; ``scale`` multiplies feature ``j`` by ``scale[j]`` (standardization) without
     copying the data. Returns ``None`` when no row is sampled.
 
-    With ``validation = (fraction, seed)`` the rows :func:`held_out` picks are never sampled;
-    ``weights`` ends with two unused slots, and the gradient sum ends with the loss sum and the
-    weight sum over the held-out rows instead (so every path that moves sums moves these too).
+    With ``validation = (fraction, seed)`` the rows :func:`held_out` picks are never sampled; the
+    loss and weight sums over them are the held-out fields.
     """
     if validation is None:
         return _fold(block, sample_positions(block.num_rows, fraction, partition_seed(seed, block.partition)),
                      weights, gradient, fit_intercept, scale)
-    weights = weights[:-2]
     held = held_out(block.partition, block.num_rows, *validation)
     pos = np.arange(block.num_rows)[sample_positions(block.num_rows, fraction, partition_seed(seed, block.partition))]
     train = _fold(block, pos[~held[pos]], weights, gradient, fit_intercept, scale)
     val = _fold(block, np.flatnonzero(held), weights, gradient, fit_intercept, scale)
     if train is None and val is None:
         return None
-    g, loss, rows, wsum = train or (np.zeros(len(weights)), 0.0, 0, 0.0)
-    val_loss, val_wsum = (val[1], val[3]) if val else (0.0, 0.0)
-    return np.append(g, [val_loss, val_wsum]), loss, rows, wsum
+    g, loss, rows, wsum = train[:4] if train else (np.zeros(len(weights)), 0.0, 0, 0.0)
+    return Sums(g, loss, rows, wsum, *((val.loss, val.weight) if val else (0.0, 0.0)))
 
 
 @functools.lru_cache(maxsize=64)
@@ -315,7 +313,7 @@ def held_out(partition: int, num_rows: int, fraction: float, seed: int) -> np.nd
 
 
 def _fold(block: Block, pos: np.ndarray | slice, weights: np.ndarray, gradient: Gradient, fit_intercept: bool,
-          scale: np.ndarray | None) -> tuple[np.ndarray, float, int, float] | None:
+          scale: np.ndarray | None) -> Sums | None:
     y = block.labels[pos]
     if len(y) == 0:
         return None
@@ -337,11 +335,11 @@ def _fold(block: Block, pos: np.ndarray | slice, weights: np.ndarray, gradient: 
         g = g * scale
     if fit_intercept:
         g = np.append(g, mult.sum())
-    return g, float(loss.sum()), len(y), float(len(y) if sw is None else sw.sum())
+    return Sums(g, float(loss.sum()), len(y), float(len(y) if sw is None else sw.sum()))
 
 
 def _fold_sets(x: Any, y: np.ndarray, sw: np.ndarray | None, weights: np.ndarray, gradient: Gradient,
-               fit_intercept: bool, scale: np.ndarray | None) -> tuple[np.ndarray, float, int, float]:
+               fit_intercept: bool, scale: np.ndarray | None) -> Sums:
     """:func:`_fold` for ``K`` coefficient sets: ``weights`` is the ``K x d`` matrix row by row, then
     (``fit_intercept``) the ``K`` intercepts."""
     k = gradient.num_sets
@@ -360,16 +358,20 @@ def _fold_sets(x: Any, y: np.ndarray, sw: np.ndarray | None, weights: np.ndarray
     g = g.ravel()
     if fit_intercept:
         g = np.append(g, mult.sum(axis=0))
-    return g, float(loss.sum()), len(y), float(len(y) if sw is None else sw.sum())
+    return Sums(g, float(loss.sum()), len(y), float(len(y) if sw is None else sw.sum()))
 
 
-Acc = tuple  # (gradient sum, loss sum, rows, weight sum)
+class FoldSpec(NamedTuple):
+    """What every block folds at each iteration: :func:`block_sums`'s settings but the weights and the seed."""
+
+    gradient: Gradient
+    fraction: float
+    fit_intercept: bool = False
+    scale: np.ndarray | None = None
+    validation: tuple[float, int] | None = None
 
 
-def comb(a: Acc | None, b: Acc | None) -> Acc | None:
-    """``a + b`` field by field; ``None`` is the empty accumulator."""
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3]
+def fold(block: Block, weights: np.ndarray, seed: int, spec: FoldSpec) -> Sums | None:
+    """:func:`block_sums` of ``block`` at ``weights`` and ``seed`` as ``spec`` says."""
+    return block_sums(block, weights, spec.gradient, spec.fraction, seed, spec.fit_intercept, spec.scale,
+                      spec.validation)

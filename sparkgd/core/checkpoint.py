@@ -22,6 +22,7 @@ import numpy as np
 
 from sparkgd.core import persistence
 from sparkgd.core.errors import CheckpointMismatchError
+from sparkgd.core.optimizers import SGD
 from sparkgd.core.state import SGDState
 
 _NAME = re.compile(r"^ckpt-(\d{8})$")
@@ -30,6 +31,27 @@ _NAME = re.compile(r"^ckpt-(\d{8})$")
 def fingerprint(**settings: Any) -> str:
     """A short hash of the settings a checkpoint is only valid for."""
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def training_settings(*, gradient: Any, updater: Any, step: Any, reg_param: float, fraction: float, tol: float,
+                      seed: int, initial_weights: Any, fit_intercept: bool, scale: Any, center: Any, rows: int,
+                      optimizer: Any, average_from: int, validation: tuple[float, int]) -> dict[str, Any]:
+    """What a checkpoint must have been written with to be resumed: every setting that changes the iterates.
+
+    Settings beyond MLlib's (another optimizer, averaging, validation, Huber's threshold, centring) enter only
+    when used, so a plain MLlib-style run's fingerprint does not change when such settings are added.
+    """
+    extra = {} if isinstance(optimizer, SGD) and not average_from and not validation[0] else dict(
+        optimizer=repr(optimizer), average_from=average_from, validation=list(validation))
+    if hasattr(gradient, "epsilon"):  # Huber's threshold
+        extra["epsilon"] = gradient.epsilon
+    settings = dict(
+        gradient=type(gradient).__name__, updater=repr(updater), step=repr(step), reg=reg_param, fraction=fraction,
+        tol=tol, seed=seed, w0=np.asarray(initial_weights, dtype=np.float64).tolist(), intercept=fit_intercept,
+        scale=None if scale is None else np.asarray(scale).tolist(), rows=rows, **extra)
+    if center is not None and fit_intercept:
+        settings["center"] = np.asarray(center, dtype=np.float64).tolist()
+    return settings
 
 
 def setting_hashes(settings: dict[str, Any]) -> dict[str, str]:

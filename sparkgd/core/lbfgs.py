@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from sparkgd.core.optimizers import Optimizer, State
+from sparkgd.core.optimizer import Optimizer, State, Step
 from sparkgd.core.updaters import Updater
 
 C1 = 1e-4  # Armijo's sufficient-decrease constant
@@ -30,7 +30,7 @@ C1 = 1e-4  # Armijo's sufficient-decrease constant
 class LBFGS(Optimizer):
     """Limited-memory BFGS with ``memory`` pairs and at most ``max_evaluations`` trial points per iteration."""
 
-    line_search = True
+    full_batch = True
 
     def __init__(self, memory: int = 10, max_evaluations: int = 30) -> None:
         self.memory, self.max_evaluations = int(memory), int(max_evaluations)
@@ -39,14 +39,14 @@ class LBFGS(Optimizer):
         d = len(weights)
         return {"s": np.zeros((0, d)), "y": np.zeros((0, d))}
 
-    def search(self, weights: np.ndarray, loss: float, gradient: np.ndarray,
-               evaluate: Callable[[np.ndarray], Any], state: State, updater: Updater, reg_param: float,
-               penalized: np.ndarray | None = None) -> tuple[np.ndarray, float, State, Any]:
-        """One iteration from ``weights`` (data loss ``loss`` and gradient ``gradient`` there).
+    def step(self, weights: np.ndarray, loss: float, gradient: np.ndarray, eta: float,
+             evaluate: Callable[[np.ndarray], Any], state: State, updater: Updater, reg_param: float,
+             penalized: np.ndarray | None = None) -> Step:
+        """One iteration from ``weights`` (data loss ``loss`` and gradient ``gradient`` there); ``eta`` unused.
 
         ``evaluate(w)`` returns an object with the data ``loss`` and ``gradient`` at ``w`` (or
         ``None`` when they are not finite). Returns the new weights, ``R(w_new)``, the new state
-        and the evaluation at the new weights, or the same weights and ``None`` when no step decreases ``F``.
+        and the evaluation at the new weights, or the same weights, ``stalled``, when no step decreases ``F``.
         """
         l1, l2 = updater.penalties(reg_param)
         mask = np.ones(len(weights), dtype=bool) if penalized is None else penalized
@@ -71,7 +71,7 @@ class LBFGS(Optimizer):
             d = -pg
         norm = float(np.linalg.norm(pg))
         if norm == 0.0:
-            return weights, updater.regularization(weights, reg_param, penalized), state, None
+            return Step(weights, updater.regularization(weights, reg_param, penalized), state, stalled=True)
         alpha = 1.0 if len(s_hist) else 1.0 / norm
         orthant = np.where(weights != 0, np.sign(weights), -np.sign(pg))
         F0 = total(weights, f0)
@@ -88,9 +88,9 @@ class LBFGS(Optimizer):
                         s_hist = np.vstack([s_hist, s])[-self.memory:]
                         y_hist = np.vstack([y_hist, y])[-self.memory:]
                     reg = updater.regularization(trial, reg_param, penalized)
-                    return trial, reg, {"s": s_hist, "y": y_hist}, got
+                    return Step(trial, reg, {"s": s_hist, "y": y_hist}, got)
             alpha *= 0.5
-        return weights, updater.regularization(weights, reg_param, penalized), state, None
+        return Step(weights, updater.regularization(weights, reg_param, penalized), state, stalled=True)
 
 
 def pseudo_gradient(w: np.ndarray, g: np.ndarray, l1: float, mask: np.ndarray) -> np.ndarray:

@@ -25,28 +25,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from sparkgd.core.updaters import Updater, soft_threshold
+from sparkgd.core.lbfgs import LBFGS
+from sparkgd.core.optimizer import Optimizer, State, Step
+from sparkgd.core.updaters import soft_threshold
 
-State = dict[str, np.ndarray]
-
-
-class Optimizer:
-    """Base class. ``line_search`` optimizers (:class:`~sparkgd.core.lbfgs.LBFGS`) evaluate trial points
-    themselves and need full batches."""
-
-    line_search = False
-
-    def init(self, weights: np.ndarray) -> State:
-        return {}
-
-    def update(self, weights: np.ndarray, gradient: np.ndarray, step: float, state: State, updater: Updater,
-               reg_param: float, penalized: np.ndarray | None = None) -> tuple[np.ndarray, float, State]:
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
-        return f"{type(self).__name__}({args})"
-
+__all__ = ["OPTIMIZERS", "SGD", "AdaGrad", "Adam", "LBFGS", "Momentum", "Optimizer", "RMSProp", "State", "Step",
+           "make_optimizer"]
 
 class SGD(Optimizer):
     r"""MLlib's rule: ``updater.compute(w, g, eta_t, lambda)``, e.g. :math:`w - \eta_t g` without regularizer."""
@@ -175,7 +159,5 @@ def make_optimizer(name: str, *, momentum: float = 0.9, beta1: float = 0.9, beta
     if name in ("adam", "adamw"):
         return Adam(beta1, beta2, epsilon, decoupled=name == "adamw")
     if name == "lbfgs":
-        from sparkgd.core.lbfgs import LBFGS
-
         return LBFGS(memory)
     raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {name!r}")

@@ -59,7 +59,7 @@ def check_params(num_iterations: int, step_size: Any, reg_param: float, mini_bat
         raise bad("aggregationDepth", "aggregation_depth", "an integer >= 1", aggregation_depth)
 
 
-def check_loop_params(line_search: bool, mini_batch_fraction: float, average_from: int,
+def check_loop_params(full_batch: bool, mini_batch_fraction: float, average_from: int,
                       validation_fraction: float, n_iter_no_change: int, names: dict[str, str] | None = None) -> None:
     """The checks of :func:`check_params` for the optimizer, averaging and early-stopping settings.
 
@@ -68,13 +68,13 @@ def check_loop_params(line_search: bool, mini_batch_fraction: float, average_fro
     """
     n = names or {}
     lbfgs = n.get("lbfgs", "optimizer 'lbfgs'")
-    if line_search and mini_batch_fraction != 1.0:
+    if full_batch and mini_batch_fraction != 1.0:
         raise ValueError(f"{lbfgs} needs full batches: {n.get('miniBatchFraction', 'mini_batch_fraction')} "
                          f"must be 1.0, got {mini_batch_fraction!r}")
     avg = n.get("averageFrom", "average_from")
     if isinstance(average_from, bool) or not isinstance(average_from, (int, np.integer)) or average_from < 0:
         raise ValueError(f"{avg} must be an integer >= 0, got {average_from!r}")
-    if line_search and average_from:
+    if full_batch and average_from:
         raise ValueError(f"{avg} (averaging the iterates) does not apply to {lbfgs}; use 0")
     if not (is_number(validation_fraction) and 0 <= validation_fraction < 1):
         raise ValueError(f"{n.get('validationFraction', 'validation_fraction')} must be in [0, 1), "

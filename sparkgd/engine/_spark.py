@@ -205,3 +205,8 @@ def run_before_stop(sc: SparkContext, hook: Any) -> None:
 
     sc.stop = stop_after_hook  # type: ignore[method-assign]
     sc._sparkgd_waits = True  # type: ignore[attr-defined]
+
+
+def reset_uid(instance: Any, uid: str) -> None:
+    """Give a loaded Params ``instance`` the uid it was saved with (``Params._resetUid``, as Spark's readers do)."""
+    instance._resetUid(uid)

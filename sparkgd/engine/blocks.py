@@ -16,7 +16,7 @@ import numpy as np
 from pyspark import RDD, StorageLevel
 from pyspark.accumulators import AccumulatorParam
 
-from sparkgd.core.block import _MAX_BAD_LABELS, _ROLES, Block, BlockSummary, build_block, summarize
+from sparkgd.core.block import _MAX_BAD_LABELS, _ROLES, Block, BlockSummary, FoldSpec, build_block, summarize
 from sparkgd.core.errors import InputDataError
 from sparkgd.engine import _spark, resident
 
@@ -171,12 +171,12 @@ class BlockedData(BlockFacts):
             by_partition = {s.partition: s for s in again}
         self.summaries: list[BlockSummary] = [by_partition[p] for p in sorted(by_partition)]
 
-    def iteration_sums(self, depth: int, kw: dict, num_weights: int) -> Any:
+    def iteration_sums(self, depth: int, spec: FoldSpec, num_weights: int) -> Any:
         """Each iteration's sums over these blocks (:class:`~sparkgd.engine.aggregation.IterationSums`)."""
         from sparkgd.engine.aggregation import IterationSums
 
         first, self._first = self._first, None
-        return IterationSums(self.rdd, depth, kw, num_weights, first=first)
+        return IterationSums(self.rdd, depth, spec, num_weights, first=first)
 
     def release_tasks(self) -> None:
         first, self._first = self._first, None

@@ -19,16 +19,19 @@ import json
 import os
 import socket
 import struct
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
+from sparkgd.core import sums
+from sparkgd.core.block import FoldSpec
+from sparkgd.core.sums import Sums
 from sparkgd.core.tree import Node
 
 HEADER = struct.Struct("<BQ")
 _HELLO = struct.Struct("<qq32s32s")  # index, extra value, client nonce, MAC
 _ITER = struct.Struct("<q")  # seed, then the float64 weights
-_PIECE = struct.Struct("<iiBqdd")  # level, index, has value, rows, loss sum, weight sum; then 8d bytes if any
+_NODE = struct.Struct("<ii")  # a piece's tree node (level, index); then its sums (sparkgd.core.sums)
 _COUNT = struct.Struct("<I")
 NONCE = 32
 
@@ -133,70 +136,58 @@ def iteration_size(num_weights: int) -> int:
     return _ITER.size + 8 * num_weights
 
 
-def encode_pieces(pieces: dict[Node, Any]) -> bytes:
-    """Accumulators ``(gradient sum, loss sum, rows, weight sum)`` or ``None``, keyed by tree node."""
+def encode_pieces(pieces: dict[Node, Sums | None]) -> bytes:
+    """:class:`~sparkgd.core.sums.Sums` (or ``None``) keyed by tree node, each in its one encoding."""
     out = [_COUNT.pack(len(pieces))]
-    for (level, index), acc in sorted(pieces.items()):
-        if acc is None:
-            out.append(_PIECE.pack(level, index, 0, 0, 0.0, 0.0))
-        else:
-            g, loss, rows, wsum = acc
-            out.append(_PIECE.pack(level, index, 1, rows, loss, wsum))
-            out.append(np.ascontiguousarray(g, dtype="<f8").tobytes())
+    for (level, index), value in sorted(pieces.items()):
+        out.append(_NODE.pack(level, index))
+        out.append(sums.encode(value))
     return b"".join(out)
 
 
 def pieces_size(num_pieces: int, num_weights: int) -> int:
     """The largest payload :func:`encode_pieces` makes for this many pieces."""
-    return _COUNT.size + num_pieces * (_PIECE.size + 8 * num_weights)
+    return _COUNT.size + num_pieces * (_NODE.size + sums.size(num_weights))
 
 
-def decode_pieces(payload: bytearray, num_weights: int) -> dict[Node, Any]:
+def decode_pieces(payload: bytearray, num_weights: int) -> dict[Node, Sums | None]:
     """Inverse of :func:`encode_pieces`, checking every size against ``num_weights``."""
     if len(payload) < _COUNT.size:
         raise ChannelError("a pieces frame of the wrong size")
     (count,) = _COUNT.unpack_from(payload)
     pos, out = _COUNT.size, {}
-    for _ in range(count):
-        if pos + _PIECE.size > len(payload):
-            raise ChannelError("a pieces frame shorter than its count")
-        level, index, has, rows, loss, wsum = _PIECE.unpack_from(payload, pos)
-        pos += _PIECE.size
-        if has not in (0, 1):
-            raise ChannelError("a piece with a bad flag")
-        if has:
-            end = pos + 8 * num_weights
-            if end > len(payload):
-                raise ChannelError("a pieces frame shorter than its vectors")
-            g = np.frombuffer(payload, dtype="<f8", count=num_weights, offset=pos).copy()
-            out[(level, index)] = (g, loss, rows, wsum)
-            pos = end
-        else:
-            out[(level, index)] = None
+    try:
+        for _ in range(count):
+            if pos + _NODE.size > len(payload):
+                raise ValueError("shorter than its count")
+            node = _NODE.unpack_from(payload, pos)
+            out[node], pos = sums.decode(payload, num_weights, pos + _NODE.size)
+    except ValueError as e:
+        raise ChannelError(f"a bad pieces frame: {e}") from None
     if pos != len(payload):
         raise ChannelError("a pieces frame longer than its count")
     return out
 
 
-def encode_plan(kw: dict, depth: int, num_weights: int, port: int) -> bytes | None:
-    """What a task that built its block needs to serve iterations: :func:`~sparkgd.core.block.block_sums`'s
-    keywords, the tree depth, the number of weights and the root's first port, as a JSON header and the
-    scale's float64 bytes. ``None`` when ``kw`` holds what plain data cannot say (a gradient defined elsewhere)."""
+def encode_plan(fold: FoldSpec, depth: int, num_weights: int, port: int) -> bytes | None:
+    """What a task that built its block needs to serve iterations: the :class:`~sparkgd.core.block.FoldSpec`,
+    the tree depth, the number of weights and the root's first port, as a JSON header and the scale's
+    float64 bytes. ``None`` when the spec holds what plain data cannot say (a gradient defined elsewhere)."""
     from sparkgd.core.gradients import gradient_spec
 
-    spec = gradient_spec(kw["gradient"])
-    if spec is None or set(kw) - {"gradient", "fraction", "fit_intercept", "scale", "validation"}:
+    spec = gradient_spec(fold.gradient)
+    if spec is None:
         return None
-    scale = kw.get("scale")
-    head = json.dumps({"gradient": spec, "fraction": kw["fraction"], "fit_intercept": bool(kw["fit_intercept"]),
-                       "validation": kw.get("validation"), "scale": None if scale is None else len(scale),
+    scale = fold.scale
+    head = json.dumps({"gradient": spec, "fraction": fold.fraction, "fit_intercept": bool(fold.fit_intercept),
+                       "validation": fold.validation, "scale": None if scale is None else len(scale),
                        "depth": depth, "num_weights": num_weights, "port": port}).encode()
     tail = b"" if scale is None else np.ascontiguousarray(scale, dtype="<f8").tobytes()
     return _COUNT.pack(len(head)) + head + tail
 
 
-def decode_plan(payload: bytearray) -> tuple[dict, int, int, int]:
-    """Inverse of :func:`encode_plan`: ``(kw, depth, num_weights, port)``."""
+def decode_plan(payload: bytearray) -> tuple[FoldSpec, int, int, int]:
+    """Inverse of :func:`encode_plan`: ``(fold spec, depth, num_weights, port)``."""
     from sparkgd.core.gradients import gradient_from_spec
 
     try:
@@ -206,11 +197,10 @@ def decode_plan(payload: bytearray) -> tuple[dict, int, int, int]:
         rest = len(payload) - _COUNT.size - size
         if rest != 8 * (count or 0):
             raise ChannelError("a plan frame of the wrong size")
-        kw = {"gradient": gradient_from_spec(head["gradient"]), "fraction": float(head["fraction"]),
-              "fit_intercept": bool(head["fit_intercept"]),
-              "scale": None if count is None else np.frombuffer(payload, dtype="<f8", offset=_COUNT.size + size).copy()}
-        if head["validation"] is not None:
-            kw["validation"] = (float(head["validation"][0]), int(head["validation"][1]))
-        return kw, int(head["depth"]), int(head["num_weights"]), int(head["port"])
+        validation = head["validation"]
+        scale = None if count is None else np.frombuffer(payload, dtype="<f8", offset=_COUNT.size + size).copy()
+        fold = FoldSpec(gradient_from_spec(head["gradient"]), float(head["fraction"]), bool(head["fit_intercept"]),
+                        scale, None if validation is None else (float(validation[0]), int(validation[1])))
+        return fold, int(head["depth"]), int(head["num_weights"]), int(head["port"])
     except (ValueError, KeyError, TypeError, struct.error) as e:
         raise ChannelError(f"a bad plan frame: {e}") from None

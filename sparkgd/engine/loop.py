@@ -27,6 +27,7 @@ import numpy as np
 from pyspark import RDD
 
 from sparkgd.core import checkpoint
+from sparkgd.core.block import FoldSpec
 from sparkgd.core.errors import SGDDivergenceError
 from sparkgd.core.gradients import Gradient
 from sparkgd.core.optimizers import SGD, Optimizer
@@ -87,30 +88,16 @@ def descend(blocks: BlockedData, gradient: Gradient, updater: Updater, initial_w
     ``resume`` continues from the newest checkpoint there.
     """
     optimizer = optimizer or SGD()
-    check_loop_params(optimizer.line_search, mini_batch_fraction, average_from, validation_fraction,
+    check_loop_params(optimizer.full_batch, mini_batch_fraction, average_from, validation_fraction,
                       n_iter_no_change)
     checkpointer = None
     if checkpoint_dir is not None:
-        extra = {} if isinstance(optimizer, SGD) and not average_from and not validation_fraction else dict(
-            optimizer=repr(optimizer), average_from=average_from, validation=[validation_fraction, n_iter_no_change])
-        if hasattr(gradient, "epsilon"):  # Huber's threshold
-            extra["epsilon"] = gradient.epsilon
-        settings = dict(
-            gradient=type(gradient).__name__, updater=repr(updater), step=repr(as_schedule(step_size)),
-            reg=reg_param, fraction=mini_batch_fraction, tol=convergence_tol, seed=seed,
-            w0=np.asarray(initial_weights, dtype=np.float64).tolist(), intercept=fit_intercept,
-            scale=None if scale is None else np.asarray(scale).tolist(), rows=blocks.count, **extra)
-        if center is not None and fit_intercept:
-            settings["center"] = np.asarray(center, dtype=np.float64).tolist()
-        fp, hashes = checkpoint.fingerprint(**settings), checkpoint.setting_hashes(settings)
-        dirs = None if fs.is_local(checkpoint_dir) else blocks.hadoop_dirs()
-        checkpointer = checkpoint.Checkpointer(checkpoint_dir, checkpoint_interval, fp, dirs=dirs, settings=hashes)
-        if resume and state is None:
-            state = checkpoint.latest(checkpoint_dir, fp, dirs=dirs, settings=hashes)
-            if state is None:
-                log.warning("resume: no checkpoint in %s yet; training starts at iteration 0", checkpoint_dir)
-            else:
-                log.info("resuming from the checkpoint of iteration %d", state.iteration)
+        settings = checkpoint.training_settings(
+            gradient=gradient, updater=updater, step=as_schedule(step_size), reg_param=reg_param,
+            fraction=mini_batch_fraction, tol=convergence_tol, seed=seed, initial_weights=initial_weights,
+            fit_intercept=fit_intercept, scale=scale, center=center, rows=blocks.count, optimizer=optimizer,
+            average_from=average_from, validation=(validation_fraction, n_iter_no_change))
+        checkpointer, state = _checkpoints(blocks, settings, checkpoint_dir, checkpoint_interval, resume, state)
     schedule = as_schedule(step_size)
     w0 = np.array(initial_weights, dtype=np.float64)
     blocks.check_weights()  # negative or all-zero row weights: refused in every API
@@ -124,26 +111,22 @@ def descend(blocks: BlockedData, gradient: Gradient, updater: Updater, initial_w
     if state is None:
         state = SGDState(0, w0, updater.regularization(w0, reg_param, penalized), optimizer_state=optimizer.init(w0))
     validation = (float(validation_fraction), int(seed)) if validation_fraction > 0 else None
-    kw = dict(gradient=gradient, fraction=float(mini_batch_fraction), fit_intercept=fit_intercept, scale=scale)
-    if validation:
-        kw["validation"] = validation
-    job = blocks.iteration_sums(aggregation_depth, kw, len(w0) + (2 if validation else 0))
+    spec = FoldSpec(gradient, float(mini_batch_fraction), fit_intercept, scale, validation)
+    job = blocks.iteration_sums(aggregation_depth, spec, len(w0))
     shift = _Centring(center, scale, gradient.num_sets) if center is not None and fit_intercept else None
 
     def evaluate(weights: np.ndarray, t: int) -> Evaluation | None:
         if shift is not None:
             weights = shift.uncentred(weights)
-        sums = job(np.append(weights, [0.0, 0.0]) if validation else weights, seed + t)
+        sums = job(weights, seed + t)
         if sums is None:
             return None
-        g_sum, loss_sum, rows, weight_sum = sums
-        g_sum = g_sum + 0.0  # -0.0 and 0.0 alike, however the sums were combined
+        g_sum, loss_sum, rows, weight_sum = sums.gradient + 0.0, sums.loss, sums.rows, sums.weight  # -0.0 as 0.0
         if shift is not None:
-            g_sum = shift.centred_gradient(g_sum[:-2] if validation else g_sum, g_sum[-2:] if validation else None)
+            g_sum = shift.centred_gradient(g_sum)
         held = None
-        if validation:
-            g_sum, (held_loss, held_weight) = g_sum[:-2], g_sum[-2:]
-            held = float(held_loss / held_weight) if held_weight > 0 else None
+        if validation and sums.held_weight > 0:
+            held = float(sums.held_loss / sums.held_weight)
         if weight_sum <= 0:
             return Evaluation(None, None, rows, weight_sum, held)
         return Evaluation(loss_sum / weight_sum, g_sum / weight_sum, rows, weight_sum, held)
@@ -180,16 +163,12 @@ def descend(blocks: BlockedData, gradient: Gradient, updater: Updater, initial_w
                 if diverging(state.loss_history):
                     raise SGDDivergenceError(t, state.loss_history[0], "objective", loss)
                 last_finite = loss
-                if optimizer.line_search:
-                    new_w, state.reg_val, state.optimizer_state, carried = optimizer.search(
-                        w, ev.loss, ev.gradient, functools.partial(trial, t=t), state.optimizer_state, updater,
-                        reg_param, penalized)
-                    if carried is None:
-                        log.info("iteration %d: no step decreases the objective, stopping", t)
-                        state.converged = True
-                else:
-                    new_w, state.reg_val, state.optimizer_state = optimizer.update(
-                        w, ev.gradient, schedule(t), state.optimizer_state, updater, reg_param, penalized)
+                new_w, state.reg_val, state.optimizer_state, carried, stalled = optimizer.step(
+                    w, ev.loss, ev.gradient, schedule(t), functools.partial(trial, t=t), state.optimizer_state,
+                    updater, reg_param, penalized)
+                if stalled:
+                    log.info("iteration %d: no step decreases the objective, stopping", t)
+                    state.converged = True
                 if not np.isfinite(new_w).all():
                     raise SGDDivergenceError(t, last_finite, "weight vector")
                 if state.previous_weights is not None and not validation:
@@ -214,6 +193,22 @@ def descend(blocks: BlockedData, gradient: Gradient, updater: Updater, initial_w
     if shift is not None:
         final = shift.uncentred(final)
     return SGDResult(final, list(state.loss_history), state.iteration, list(state.validation_history))
+
+
+def _checkpoints(blocks: BlockedData, settings: dict, directory: str, interval: int, resume: bool,
+                 state: SGDState | None) -> tuple[checkpoint.Checkpointer, SGDState | None]:
+    """The checkpointer of a run with these ``settings``, and the state to start from (the newest
+    matching checkpoint with ``resume``)."""
+    fp, hashes = checkpoint.fingerprint(**settings), checkpoint.setting_hashes(settings)
+    dirs = None if fs.is_local(directory) else blocks.hadoop_dirs()
+    checkpointer = checkpoint.Checkpointer(directory, interval, fp, dirs=dirs, settings=hashes)
+    if resume and state is None:
+        state = checkpoint.latest(directory, fp, dirs=dirs, settings=hashes)
+        if state is None:
+            log.warning("resume: no checkpoint in %s yet; training starts at iteration 0", directory)
+        else:
+            log.info("resuming from the checkpoint of iteration %d", state.iteration)
+    return checkpointer, state
 
 
 GROWTH = 1e6  # an objective this many times its first value, still rising or staying there: diverged
@@ -256,11 +251,11 @@ class _Centring:
         out[-k:] -= w[:-k].reshape(k, -1) @ self.means
         return out
 
-    def centred_gradient(self, g: np.ndarray, tail: np.ndarray | None) -> np.ndarray:
-        """``g_u = g_u' - m g_b``; ``tail`` (the held-out sums) is carried unchanged."""
+    def centred_gradient(self, g: np.ndarray) -> np.ndarray:
+        """``g_u = g_u' - m g_b``."""
         k, out = self.k, np.array(g, dtype=np.float64)
         out[:-k] -= np.outer(g[-k:], self.means).ravel()
-        return out if tail is None else np.append(out, tail)
+        return out
 
 
 def _stop_early(state: SGDState, held: float, tol: float, patience: int) -> bool:
@@ -327,7 +322,7 @@ def run_minibatch_sgd(data: RDD | BlockedData, gradient: Gradient, updater: Upda
         entry per update.
     """
     check_params(num_iterations, step_size, reg_param, mini_batch_fraction, convergence_tol, aggregation_depth)
-    check_loop_params(bool(optimizer and optimizer.line_search), mini_batch_fraction, average_from,
+    check_loop_params(bool(optimizer and optimizer.full_batch), mini_batch_fraction, average_from,
                       validation_fraction, n_iter_no_change)
     given = contextlib.nullcontext(data) if isinstance(data, BlockedData) else None
     with training_call(), given or blocks_for(data, lambda: BlockedData(data, serve=True)) as blocks:

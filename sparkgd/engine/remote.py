@@ -23,7 +23,9 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
-from sparkgd.core.block import Block, block_sums, comb, summary_from_json, summary_to_json
+from sparkgd.core import sums as _sums
+from sparkgd.core.block import Block, FoldSpec, fold, summary_from_json, summary_to_json
+from sparkgd.core.sums import merge
 from sparkgd.core.tree import CombineTree
 from sparkgd.engine.blocks import BlockFacts
 
@@ -110,20 +112,6 @@ def _build(batches: Iterator[pa.RecordBatch], *, columns: tuple[str, str, str], 
                           ("summary", pa.string())]))
 
 
-def _encode_acc(acc: Any) -> bytes:
-    if acc is None:
-        return b""
-    g, loss, rows, wsum = acc
-    return _pack({"g": np.asarray(g, dtype=np.float64)}, {"loss": loss, "rows": rows, "wsum": wsum})
-
-
-def _decode_acc(buf: Any) -> Any:
-    if len(buf) == 0:
-        return None
-    a, m = _unpack(buf)
-    return a["g"].copy(), m["loss"], m["rows"], m["wsum"]
-
-
 _SUMS = pa.schema([("level", pa.int32()), ("node", pa.int32()), ("sums", pa.binary())])
 
 
@@ -140,31 +128,31 @@ def _joined(chunks: list[tuple[int, Any]]) -> np.ndarray:
     return out
 
 
-def _leaves(batches: Iterator[pa.RecordBatch], *, weights: np.ndarray, seed: int, kw: dict
+def _leaves(batches: Iterator[pa.RecordBatch], *, weights: np.ndarray, seed: int, spec: FoldSpec
             ) -> Iterator[pa.RecordBatch]:
     found: dict[int, list[tuple[int, Any]]] = {}
     for b in batches:
         for p, c, data in zip(b.column("partition").to_pylist(), b.column("chunk").to_pylist(), b.column("block")):
             found.setdefault(p, []).append((c, data.as_buffer()))
     for p, chunks in sorted(found.items()):
-        acc = block_sums(decode_block(_joined(chunks)), weights, seed=seed, **kw)
-        yield pa.RecordBatch.from_pydict({"level": [0], "node": [p], "sums": [_encode_acc(acc)]}, schema=_SUMS)
+        value = fold(decode_block(_joined(chunks)), weights, seed, spec)
+        yield pa.RecordBatch.from_pydict({"level": [0], "node": [p], "sums": [_sums.encode(value)]}, schema=_SUMS)
 
 
-def _combine(table: pa.Table, *, tree: CombineTree, level: int) -> pa.Table:
+def _combine(table: pa.Table, *, tree: CombineTree, level: int, num_weights: int) -> pa.Table:
     """Fold the children (level ``level - 1``) of one parent, in index order."""
-    children = {(level - 1, c): _decode_acc(s.as_buffer()) for c, s in
+    children = {(level - 1, c): _sums.decode(s.as_buffer(), num_weights)[0] for c, s in
                 zip(table.column("node").to_pylist(), table.column("sums"))}
     parent = tree.parent(next(iter(children)))
-    return pa.table({"level": [level], "node": [parent[1]], "sums": [_encode_acc(tree.value(parent, children, comb))]},
-                    schema=_SUMS)
+    value = tree.value(parent, children, merge)
+    return pa.table({"level": [level], "node": [parent[1]], "sums": [_sums.encode(value)]}, schema=_SUMS)
 
 
-def _combiner(tree: CombineTree, level: int) -> Any:
+def _combiner(tree: CombineTree, level: int, num_weights: int) -> Any:
     """:func:`_combine` as a plain function (pyspark's applyInArrow cannot read a ``functools.partial``'s hints)."""
 
     def combine(table):
-        return _combine(table, tree=tree, level=level)
+        return _combine(table, tree=tree, level=level, num_weights=num_weights)
 
     return combine
 
@@ -190,8 +178,8 @@ class RemoteBlocks(BlockFacts):
         super().__init__(summaries, columns)
         self.num_partitions = len(summaries)
 
-    def iteration_sums(self, depth: int, kw: dict, num_weights: int) -> RemoteSums:
-        return RemoteSums(self.df, CombineTree(self.num_partitions, depth), kw, num_weights)
+    def iteration_sums(self, depth: int, spec: FoldSpec, num_weights: int) -> RemoteSums:
+        return RemoteSums(self.df, CombineTree(self.num_partitions, depth), spec, num_weights)
 
     def hadoop_dirs(self) -> Any:
         raise ValueError("under Spark Connect, checkpointDir must be a local path (the client writes the checkpoints)")
@@ -204,10 +192,10 @@ class RemoteSums:
     """Each iteration's ``(gradient sum, loss sum, rows, weight sum)``: one ``mapInArrow`` job (plus a
     ``groupBy().applyInArrow`` per tree level combined on the executors)."""
 
-    def __init__(self, blocks_df: Any, tree: CombineTree, kw: dict, num_weights: int) -> None:
+    def __init__(self, blocks_df: Any, tree: CombineTree, spec: FoldSpec, num_weights: int) -> None:
         from sparkgd.engine.aggregation import top_level
 
-        self._df, self.tree, self._kw = blocks_df, tree, kw
+        self._df, self.tree, self._spec, self._d = blocks_df, tree, spec, num_weights
         self._top = top_level(tree, num_weights)
         self.resident_calls = 0
 
@@ -215,13 +203,13 @@ class RemoteSums:
         from pyspark.sql import functions as F
 
         w = np.ascontiguousarray(weights, dtype=np.float64)
-        sums = self._df.mapInArrow(functools.partial(_leaves, weights=w, seed=int(seed), kw=self._kw), _SUMS_SCHEMA)
+        sums = self._df.mapInArrow(functools.partial(_leaves, weights=w, seed=int(seed), spec=self._spec), _SUMS_SCHEMA)
         tree = self.tree
         for level in range(1, self._top + 1):  # a node's parent is its index // fan_in
-            sums = sums.groupBy(F.floor(F.col("node") / tree.fan_in)).applyInArrow(_combiner(tree, level),
+            sums = sums.groupBy(F.floor(F.col("node") / tree.fan_in)).applyInArrow(_combiner(tree, level, self._d),
                                                                                    _SUMS_SCHEMA)
-        pieces = {(r["level"], r["node"]): _decode_acc(r["sums"]) for r in sums.collect()}
-        return tree.combine(pieces, comb) if self._top < tree.height else pieces[tree.root]
+        pieces = {(r["level"], r["node"]): _sums.decode(r["sums"], self._d)[0] for r in sums.collect()}
+        return tree.combine(pieces, merge) if self._top < tree.height else pieces[tree.root]
 
     def close(self) -> None:
         pass

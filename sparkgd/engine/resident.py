@@ -35,24 +35,22 @@ job and the caller runs the iteration in flight, and the next ones, as Spark job
 from __future__ import annotations
 
 import atexit
-import dataclasses
 import functools
 import logging
 import secrets
 import socket
-import sys
 import threading
 import time
 import uuid
 import weakref
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import numpy as np
 from pyspark import RDD, SparkContext
 
-from sparkgd.core.block import Block, BlockSummary, block_sums, comb, summary_from_json, summary_to_json
+from sparkgd.core.block import BlockSummary, FoldSpec, summary_from_json
 from sparkgd.core.tree import CombineTree
-from sparkgd.engine import _spark
+from sparkgd.engine import _spark, timeouts
 from sparkgd.engine.channel import (
     ADDRESS,
     ITERATION,
@@ -62,27 +60,19 @@ from sparkgd.engine.channel import (
     STOP,
     SUMMARY,
     ChannelError,
-    accept_handshake,
-    connect_handshake,
     decode_address,
-    decode_iteration,
     decode_pieces,
-    decode_plan,
-    encode_address,
     encode_iteration,
-    encode_pieces,
     encode_plan,
-    iteration_size,
     pieces_size,
     recv,
     send,
 )
+from sparkgd.engine.executor import SERVE, ServeFirst, admit, bind, serve
 
 log = logging.getLogger("sparkgd")
-SERVE = "sparkgd.serve"  # local property: the token of the job whose block-building tasks stay up to serve
 ENABLED = "spark.sparkgd.residentTasks"  # "false" turns resident tasks off (SparkConf or session conf)
 PORT = "spark.sparkgd.resident.port"  # first port to try, as spark.driver.port; 0 (default): any free port
-WAIT_BEFORE_HANDOVER = 0.3  # seconds another job's tasks must wait for a slot before the tasks hand over
 _ENCRYPTION = ("spark.network.crypto.enabled", "spark.ssl.rpc.enabled", "spark.ssl.enabled")
 
 
@@ -115,6 +105,20 @@ def _conf(sc: SparkContext, key: str, default: str) -> str:
     return value if value is not None else spark_conf(sc).get(key, default)
 
 
+def seconds(sc: SparkContext, key: str, default: float) -> float:
+    """A duration from the Spark conf (``key``, in seconds), ``default`` when unset; a bad value is refused."""
+    text = _conf(sc, key, "")
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ValueError(f"{key} must be a positive number of seconds, got {text!r}")
+    return value
+
+
 def off_reason(sc: SparkContext) -> str | None:
     """Why resident tasks cannot run in this application, or ``None`` when they can."""
     if _conf(sc, ENABLED, "true").lower() == "false":
@@ -128,165 +132,6 @@ def off_reason(sc: SparkContext) -> str | None:
         if conf.get(key, "false").lower() == "true":
             return f"{key}=true: Spark encrypts its traffic and the resident channel is not encrypted"
     return None
-
-
-def bind(host: str, first_port: int, retries: int = 16) -> socket.socket:
-    """A listening socket on ``host``: any free port when ``first_port`` is 0, else the first free of the range."""
-    ports = [0] if first_port == 0 else range(first_port, first_port + retries + 1)
-    error: OSError | None = None
-    for port in ports:
-        try:
-            return socket.create_server((host, port))
-        except OSError as e:
-            error = e
-    raise OSError(f"no free port on {host} from {first_port} ({PORT}): {error}")
-
-
-def _fold(blocks: list[Block], tree: CombineTree, weights: np.ndarray, seed: int, kw: dict) -> dict:
-    leaves = {b.partition: block_sums(b, weights, seed=seed, **kw) for b in blocks}
-    return tree.pieces(leaves, comb)
-
-
-def _serve(task: int, rows: Any, *, driver: tuple[str, int], secret: bytes, kw: dict, num_partitions: int,
-           depth: int, num_weights: int, port: int, num_tasks: int) -> list:
-    """A resident task: hold the blocks, then fold them for every iteration until told to stop."""
-    blocks = list(rows)  # read once from Spark's block manager; consumed, so the Python worker can be reused
-    with socket.create_connection(driver, timeout=30) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        connect_handshake(sock, secret, task, len(blocks))
-        _work(sock, task, blocks, secret=secret, kw=kw, tree=CombineTree(num_partitions, depth),
-              num_weights=num_weights, port=port, num_tasks=num_tasks)
-    return []
-
-
-def _work(sock: socket.socket, task: int, blocks: list[Block], *, secret: bytes, kw: dict, tree: CombineTree,
-          num_weights: int, port: int, num_tasks: int) -> None:
-    """From a handshaken connection to the driver on: task 0 is the root, the others connect to it."""
-    frame_max = iteration_size(num_weights)
-    if task == 0:
-        host = sock.getsockname()[0]  # the address this executor reaches the driver from
-        with bind(host, port) as server:
-            send(sock, ADDRESS, encode_address(host, server.getsockname()[1]))
-            children = _accept_children(server, secret, num_tasks - 1)
-        sock.settimeout(None)
-        try:
-            _root_loop(sock, children, blocks, tree, kw, num_weights, frame_max)
-        finally:
-            for c in children:
-                c.close()
-        return
-    try:
-        _, address = recv(sock, (SETUP,), 1024)
-    except ChannelError:
-        return  # the driver gave this start up (busy slots, a task that did not start): nothing to serve
-    finally:
-        sock.close()
-    with socket.create_connection(decode_address(address), timeout=30) as root:
-        root.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        connect_handshake(root, secret, task)
-        root.settimeout(None)
-        while True:
-            try:
-                kind, frame = recv(root, (ITERATION, STOP), frame_max)
-            except ChannelError:
-                return  # the root is gone: the driver sees the job end
-            if kind == STOP:
-                return
-            seed, weights = decode_iteration(frame)
-            send(root, PIECES, encode_pieces(_fold(blocks, tree, weights, seed, kw)))
-
-
-@dataclasses.dataclass(frozen=True)
-class ServeFirst:
-    """What a block-building task needs to stay up as a resident task (:class:`FirstTasks`)."""
-
-    driver: tuple[str, int]
-    secret: bytes
-    token: str
-    num_partitions: int
-
-    def serve(self, block: Block, summary: BlockSummary) -> None:
-        """In the first attempt of a task of the job that carries :data:`SERVE` = ``token``: send the
-        summary, then wait for a plan and serve iterations, or for STOP. Returns when done: the block
-        is then handed to Spark. Never raises: a task that cannot serve just ends."""
-        from pyspark import TaskContext
-
-        ctx = TaskContext.get()
-        if ctx is None or ctx.attemptNumber() != 0 or ctx.getLocalProperty(SERVE) != self.token:
-            return  # a rebuild (a retry, a lost block, a later job): Spark caches it, nothing more
-        try:
-            sock = socket.create_connection(self.driver, timeout=30)
-        except OSError:
-            return  # the driver no longer waits for the builders (FirstTasks.run gave up): a plain build
-        try:
-            with sock:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                connect_handshake(sock, self.secret, block.partition)
-                send(sock, SUMMARY, summary_to_json(summary).encode())
-                sock.settimeout(None)  # the driver checks the data before it plans: as long as that takes
-                kind, frame = recv(sock, (PLAN, STOP), 1 << 30)
-                if kind == STOP:
-                    return
-                kw, depth, num_weights, port = decode_plan(frame)
-                _work(sock, block.partition, [block], secret=self.secret, kw=kw,
-                      tree=CombineTree(self.num_partitions, depth), num_weights=num_weights, port=port,
-                      num_tasks=self.num_partitions)
-        except Exception as e:  # the driver sees the channel break and goes on with Spark jobs
-            print(f"sparkgd: the task that built block {block.partition} stopped serving: {e}", file=sys.stderr)
-
-
-def _admit(conn: socket.socket, peer: Any, secret: bytes, indices: range, taken: Iterable[int], who: str
-           ) -> int | None:
-    """The task index ``conn`` proves with the secret, or ``None`` (logged, closed) for a wrong secret,
-    an index outside ``indices`` or one already ``taken``."""
-    conn.settimeout(10.0)
-    try:
-        index, _ = accept_handshake(conn, secret)
-    except (ChannelError, OSError) as e:
-        log.warning("%s: refused a connection from %s: %s", who, peer, e)
-        conn.close()
-        return None
-    if index not in indices or index in taken:
-        log.warning("%s: refused a second connection for task %d from %s", who, index, peer)
-        conn.close()
-        return None
-    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return index
-
-
-def _accept_children(server: socket.socket, secret: bytes, count: int) -> list[socket.socket]:
-    server.settimeout(60.0)
-    conns: dict[int, socket.socket] = {}
-    while len(conns) < count:
-        conn, peer = server.accept()
-        index = _admit(conn, peer, secret, range(1, count + 1), conns, "sparkgd resident root")
-        if index is not None:
-            conn.settimeout(None)
-            conns[index] = conn
-    return [conns[i] for i in sorted(conns)]
-
-
-def _root_loop(sock: socket.socket, children: list[socket.socket], blocks: list[Block], tree: CombineTree,
-               kw: dict, num_weights: int, frame_max: int) -> None:
-    piece_max = pieces_size(tree.num_partitions, num_weights)
-    while True:
-        try:
-            kind, frame = recv(sock, (ITERATION, STOP), frame_max)
-        except ChannelError:
-            kind, frame = STOP, bytearray()  # the driver is gone
-        for c in children:
-            send(c, kind, frame)
-        if kind == STOP:
-            return
-        seed, weights = decode_iteration(frame)
-        pieces = _fold(blocks, tree, weights, seed, kw)
-        for c in children:
-            _, payload = recv(c, (PIECES,), piece_max)
-            got = decode_pieces(payload, num_weights)
-            if got.keys() & pieces.keys():
-                raise ChannelError("two tasks sent the same part of the tree")
-            pieces.update(got)
-        send(sock, PIECES, encode_pieces({tree.root: tree.combine(pieces, comb)}))
 
 
 class _Job:
@@ -326,7 +171,7 @@ def _finishing(job: _Job, sc: SparkContext) -> None:
 
 def _finish() -> None:
     for job in list(_FINISHING):
-        job.thread.join(timeout=30.0)
+        job.thread.join(timeout=timeouts.FINISH)
 
 
 def _waiting(sc: SparkContext, tag: str, ours: bool) -> bool:
@@ -347,10 +192,12 @@ def _waiting(sc: SparkContext, tag: str, ours: bool) -> bool:
 
 class _HandOverClock:
     """Whether another job of the application has had tasks waiting for a slot for
-    :data:`WAIT_BEFORE_HANDOVER` seconds, as a watcher polling every 0.1 s sees it."""
+    :data:`~sparkgd.engine.timeouts.HAND_OVER` seconds (or ``spark.sparkgd.resident.handOverAfter``), as a
+    watcher polling every :data:`~sparkgd.engine.timeouts.WATCH_POLL` seconds sees it."""
 
     def __init__(self, sc: SparkContext, tag: str) -> None:
         self._sc, self._tag = sc, tag
+        self._after = seconds(sc, timeouts.HAND_OVER_KEY, timeouts.HAND_OVER)
         self._since: float | None = None
 
     def reset(self) -> None:
@@ -363,7 +210,7 @@ class _HandOverClock:
         now = time.monotonic()
         if self._since is None:
             self._since = now
-        return now - self._since >= WAIT_BEFORE_HANDOVER
+        return now - self._since >= self._after
 
 
 def _driver_address(sc: SparkContext) -> tuple[str, socket.socket]:
@@ -371,7 +218,7 @@ def _driver_address(sc: SparkContext) -> tuple[str, socket.socket]:
     conf = spark_conf(sc)
     host = conf.get("spark.driver.host", "127.0.0.1")
     server = bind(conf.get("spark.driver.bindAddress", host), int(_conf(sc, PORT, "0")))
-    server.settimeout(0.1)
+    server.settimeout(timeouts.ACCEPT_POLL)
     return host, server
 
 
@@ -424,19 +271,19 @@ class FirstTasks:
         started = time.monotonic()
         try:
             while len(self._conns) < self.num_partitions and self.job.thread.is_alive():
-                if time.monotonic() > started + 2.0 and _waiting(self.sc, self.tag, ours=True):
+                if time.monotonic() > started + timeouts.BUSY_AFTER and _waiting(self.sc, self.tag, ours=True):
                     log.debug("sparkgd: not every block-building task could start; the blocks are built by a plain job")
                     break
                 try:
                     conn, peer = self._server.accept()
                 except TimeoutError:
                     continue
-                index = _admit(conn, peer, self.spec.secret, range(self.num_partitions), self._conns,
+                index = admit(conn, peer, self.spec.secret, range(self.num_partitions), self._conns,
                                "sparkgd block builders")
                 if index is None:
                     continue
                 try:
-                    conn.settimeout(30.0)
+                    conn.settimeout(timeouts.SUMMARY)
                     _, payload = recv(conn, (SUMMARY,), 1 << 30)
                     summaries[index] = summary_from_json(payload)
                 except (ChannelError, OSError, ValueError, TypeError, KeyError) as e:
@@ -461,7 +308,7 @@ class FirstTasks:
 
     def _watch(self) -> None:
         clock = _HandOverClock(self.sc, self.tag)
-        while not self._stopped.wait(0.1):
+        while not self._stopped.wait(timeouts.WATCH_POLL):
             if clock.due():
                 with self._lock:
                     if not self._stopped.is_set():
@@ -473,7 +320,7 @@ class FirstTasks:
         self._stopped.set()
         for conn in self._conns.values():
             try:
-                conn.settimeout(1.0)
+                conn.settimeout(timeouts.STOP_SEND)
                 send(conn, STOP)
             except OSError:
                 pass
@@ -501,8 +348,8 @@ class ResidentTasks:
     them of the :class:`FirstTasks` that built the blocks instead.
     """
 
-    def __init__(self, sc: SparkContext, blocks_rdd: RDD, num_tasks: int, depth: int, kw: dict,
-                 num_weights: int, timeout: float = 20.0) -> None:
+    def __init__(self, sc: SparkContext, blocks_rdd: RDD, num_tasks: int, depth: int, spec: FoldSpec,
+                 num_weights: int, timeout: float | None = None) -> None:
         self._setup(sc, f"sparkgd-resident-{uuid.uuid4().hex}", CombineTree(blocks_rdd.getNumPartitions(), depth),
                     num_weights)
         port = int(_conf(sc, PORT, "0"))
@@ -513,7 +360,7 @@ class ResidentTasks:
         secret = secrets.token_bytes(32)
         source = blocks_rdd if num_tasks == blocks_rdd.getNumPartitions() else blocks_rdd.coalesce(num_tasks)
         job = source.mapPartitionsWithIndex(functools.partial(
-            _serve, driver=(host, self._server.getsockname()[1]), secret=secret, kw=kw,
+            serve, driver=(host, self._server.getsockname()[1]), secret=secret, spec=spec,
             num_partitions=self._tree.num_partitions, depth=depth, num_weights=num_weights, port=port,
             num_tasks=num_tasks))
         self._job = _Job(sc, self._tag, job.collect, {})
@@ -522,7 +369,8 @@ class ResidentTasks:
             raise Lost("another job of the application is waiting for slots", busy=True)
         self._job.thread.start()
         try:
-            self._root = self._connect(num_tasks, secret, time.monotonic() + timeout)
+            start = seconds(sc, timeouts.START_KEY, timeouts.START) if timeout is None else timeout
+            self._root = self._connect(num_tasks, secret, time.monotonic() + start)
         except BaseException:
             self.stop(cancel=True)
             raise
@@ -533,12 +381,12 @@ class ResidentTasks:
                  num_tasks, self._tree.num_partitions)
 
     @classmethod
-    def adopt(cls, first: FirstTasks, depth: int, kw: dict, num_weights: int) -> ResidentTasks:
+    def adopt(cls, first: FirstTasks, depth: int, spec: FoldSpec, num_weights: int) -> ResidentTasks:
         """The tasks that built the blocks (and wait), serving from now on; :class:`Lost` when they cannot
         (they then hand their blocks to Spark and end)."""
         self = cls.__new__(cls)
         self._setup(first.sc, first.tag, CombineTree(first.num_partitions, depth), num_weights)
-        plan = encode_plan(kw, depth, num_weights, int(_conf(first.sc, PORT, "0")))
+        plan = encode_plan(spec, depth, num_weights, int(_conf(first.sc, PORT, "0")))
         conns = first.take() if plan is not None else None
         if conns is None:
             first.release(raise_error=False)
@@ -574,7 +422,7 @@ class ResidentTasks:
         return self._job.thread.is_alive()
 
     def _ended(self, what: str) -> Lost:
-        self._job.thread.join(timeout=10.0)  # a broken channel means the job is ending: wait for its outcome
+        self._job.thread.join(timeout=timeouts.JOB_END)  # a broken channel: the job is ending, wait for its outcome
         error = self._job.error
         outside = error is not None and not self._job.cancelling and "cancel" in str(error).lower()
         return Lost(f"{what}: {_short(error)}" if error else what, cancelled=error if outside else None)
@@ -592,13 +440,13 @@ class ResidentTasks:
                     raise self._ended("the resident job ended before its tasks connected")
                 if time.monotonic() > deadline:
                     raise Lost(f"only {len(conns)} of {num_tasks} resident tasks connected in time")
-                if time.monotonic() > started + 2.0 and self.waiting_elsewhere(ours_too=True):
+                if time.monotonic() > started + timeouts.BUSY_AFTER and self.waiting_elsewhere(ours_too=True):
                     raise Lost("the slots are busy: not every resident task could start", busy=True)
                 try:
                     conn, peer = self._server.accept()
                 except TimeoutError:
                     continue
-                index = _admit(conn, peer, secret, range(num_tasks), conns, "resident tasks")
+                index = admit(conn, peer, secret, range(num_tasks), conns, "resident tasks")
                 if index is not None:
                     conns[index] = conn
         except BaseException as e:
@@ -618,7 +466,7 @@ class ResidentTasks:
                 send(conns[i], SETUP, address)
                 conns.pop(i).close()
             root = conns.pop(0)
-            root.settimeout(1.0)  # wakes up to check that the job still runs
+            root.settimeout(timeouts.ROOT_POLL)  # wakes up to check that the job still runs
             return root
         except (ChannelError, OSError) as e:
             raise Lost(f"resident tasks did not set up: {e}") from None
@@ -627,7 +475,7 @@ class ResidentTasks:
                 conn.close()
 
     def __call__(self, weights: np.ndarray, seed: int) -> Any:
-        """The root of the combine tree for these weights and seed: ``(gradient sum, loss, rows, weight sum)``."""
+        """The root of the combine tree for these weights and seed (:class:`~sparkgd.core.sums.Sums`)."""
         with self._lock:
             if self._root is None:
                 raise Lost("the resident tasks handed their slots over to another job")
@@ -648,7 +496,7 @@ class ResidentTasks:
 
     def _watch(self) -> None:
         clock = _HandOverClock(self._sc, self._tag)
-        while not self._stopped.wait(0.1):
+        while not self._stopped.wait(timeouts.WATCH_POLL):
             if not self._lock.acquire(blocking=False):
                 clock.reset()  # an iteration is in flight: the tasks are busy, not idle
                 continue
@@ -667,7 +515,7 @@ class ResidentTasks:
     def _close_root(self) -> None:
         if self._root is not None:
             try:
-                self._root.settimeout(1.0)
+                self._root.settimeout(timeouts.STOP_SEND)
                 send(self._root, STOP)
             except OSError:
                 pass
@@ -684,21 +532,21 @@ class ResidentTasks:
         """
         if hasattr(self, "_stopped"):
             self._stopped.set()
-            self._watcher.join(timeout=5.0)  # not left running into interpreter shutdown
+            self._watcher.join(timeout=timeouts.WATCHER_JOIN)  # not left running into interpreter shutdown
         with self._lock:
             self._close_root()
         if not cancel and self._builders:
             _finishing(self._job, self._sc)
             return
         if not cancel:
-            self._job.thread.join(timeout=10.0)
+            self._job.thread.join(timeout=timeouts.JOB_END)
         self._job.cancelling = True
-        deadline = time.monotonic() + 60.0
+        deadline = time.monotonic() + timeouts.CANCEL
         while self._job.thread.is_alive() and time.monotonic() < deadline:
             self._sc.cancelJobsWithTag(self._tag)
-            self._job.thread.join(timeout=0.2)
+            self._job.thread.join(timeout=timeouts.CANCEL_POLL)
         if self._job.thread.is_alive():
-            log.warning("resident tasks: their job did not end within 60 s of its cancellation")
+            log.warning("resident tasks: their job did not end within %.0f s of its cancellation", timeouts.CANCEL)
 
 
 def _short(error: BaseException) -> str:

@@ -19,8 +19,7 @@ import threading
 import time
 from typing import Iterator
 
-SLICE = 2.0  # seconds a holder keeps the turn while another call waits
-PATIENCE = 30.0  # seconds a call waits for the turn before it goes on without it
+from sparkgd.engine.timeouts import PATIENCE, SLICE, TURN_POLL
 
 
 class Turns:
@@ -47,7 +46,7 @@ class Turns:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         return False
-                    self._cond.wait(min(left, 0.5))
+                    self._cond.wait(min(left, TURN_POLL))
             finally:
                 self._queue.remove(who)
             self._holder, self._thread, self._since = who, threading.get_ident(), time.monotonic()

@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 
 from sparkgd.job.config import REGRESSION_LOSSES, JobConfig
 from sparkgd.job.datasets import partition_arrays, partition_sizes, true_model
+from sparkgd.job.estimator import estimator_of
 
 
 def load(spark: SparkSession, cfg: JobConfig) -> tuple[DataFrame, list[str], dict[str, Any] | None]:
@@ -68,16 +69,11 @@ def metrics_of(model: Any, df: DataFrame, loss: str) -> dict[str, Any]:
 def run(spark: SparkSession, cfg: JobConfig, progress: Any) -> tuple[Any, float, tuple, list[str], dict | None]:
     """Train and evaluate under Connect: ``(model, seconds, (train metrics, test metrics), feature names,
     true model)``, the metrics as the classic job's."""
-    from sparkgd.job.run import estimator_of
-
     df, names, truth = load(spark, cfg)
     train, test = df.randomSplit([1.0 - cfg.test_fraction, cfg.test_fraction], seed=cfg.seed) \
         if cfg.test_fraction > 0 else (df, None)
     train, test = train.cache(), test.cache() if test is not None else None
-    est = estimator_of(cfg)
-    if cfg.checkpoint_dir:
-        est.setCheckpointDir(cfg.checkpoint_dir).setCheckpointInterval(cfg.checkpoint_interval).setResume(cfg.resume)
-    est.setCallback(progress)
+    est = estimator_of(cfg, progress)
     start = progress.start = time.perf_counter()  # one clock: the progress lines' elapsed and the summary's
     model = est.fit(train)
     seconds = time.perf_counter() - start

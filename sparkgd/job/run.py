@@ -23,9 +23,10 @@ from sparkgd.core.optimizers import Optimizer, make_optimizer
 from sparkgd.core.schedules import Schedule, as_schedule, make_schedule
 from sparkgd.core.state import SGDState
 from sparkgd.engine import _spark
-from sparkgd.job import io
+from sparkgd.job import io, remote
 from sparkgd.job.config import REGRESSION_LOSSES, JobConfig, label_classes
 from sparkgd.job.datasets import synthetic
+from sparkgd.job.estimator import estimator_of
 
 log = logging.getLogger("sparkgd.job")
 
@@ -125,34 +126,7 @@ def train(data: RDD, cfg: JobConfig, progress: Progress) -> Any:
                           aggregationDepth=cfg.aggregation_depth, optimizer=optimizer_of(cfg),
                           schedule=schedule_of(cfg), averageFrom=cfg.average_from,
                           validationFraction=cfg.validation_fraction, nIterNoChange=cfg.n_iter_no_change)
-    est = estimator_of(cfg)
-    if cfg.checkpoint_dir:
-        est.setCheckpointDir(cfg.checkpoint_dir).setCheckpointInterval(cfg.checkpoint_interval).setResume(cfg.resume)
-    est.setCallback(progress)
-    return est.fit(frame_of(SparkSession.builder.getOrCreate(), data, cfg))
-
-
-def estimator_of(cfg: JobConfig) -> Any:
-    """The DataFrame API's estimator for the configuration."""
-    from sparkgd import ml
-
-    est_class = {"squared": ml.SGDLinearRegression, "huber": ml.SGDLinearRegression,
-                 "logistic": ml.SGDLogisticRegression, "multinomial": ml.SGDLogisticRegression,
-                 "hinge": ml.SGDLinearSVC}[cfg.loss]
-    est = est_class(maxIter=cfg.iterations, stepSize=cfg.step_size, miniBatchFraction=cfg.mini_batch_fraction,
-                    regParam=cfg.reg_param, elasticNetParam=1.0 if cfg.reg_type == "l1" else 0.0,
-                    tol=cfg.convergence_tol, fitIntercept=cfg.intercept, standardization=cfg.standardize,
-                    seed=cfg.seed, aggregationDepth=cfg.aggregation_depth, optimizer=cfg.optimizer,
-                    stepSchedule=cfg.schedule, momentum=cfg.momentum, beta1=cfg.beta1, beta2=cfg.beta2,
-                    averageFrom=cfg.average_from, validationFraction=cfg.validation_fraction,
-                    nIterNoChange=cfg.n_iter_no_change)
-    if cfg.loss == "huber":
-        est.setLoss("huber").setEpsilon(cfg.epsilon)
-    if cfg.loss in ("logistic", "multinomial"):
-        est.setFamily("binomial" if cfg.loss == "logistic" else "multinomial")
-    if cfg.reg_type == "none":
-        est.setRegParam(0.0)
-    return est
+    return estimator_of(cfg, progress).fit(frame_of(SparkSession.builder.getOrCreate(), data, cfg))
 
 
 def frame_of(spark: SparkSession, data: RDD, cfg: JobConfig) -> Any:
@@ -255,8 +229,6 @@ def run(spark: SparkSession, cfg: JobConfig) -> JobResult:
     progress = Progress(cfg.iterations, None if cfg.optimizer == "lbfgs" else schedule_of(cfg), cfg.log_every)
     report = {"skipped": 0, "examples": []}
     if _spark.is_remote():
-        from sparkgd.job import remote
-
         model, seconds, (train_m, test_m), names, truth = remote.run(spark, cfg, progress)
     else:
         rows, names, report, truth = load(spark, cfg)

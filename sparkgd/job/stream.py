@@ -21,7 +21,8 @@ from pyspark.sql import functions as F
 from sparkgd.engine import _spark
 from sparkgd.job import io
 from sparkgd.job.config import JobConfig, label_classes
-from sparkgd.job.run import estimator_of, frame_of
+from sparkgd.job.estimator import estimator_of
+from sparkgd.job.run import frame_of
 
 log = logging.getLogger("sparkgd.job")
 

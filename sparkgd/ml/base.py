@@ -345,6 +345,6 @@ class _SGDModelReader(MLReader):
         else:
             model = self.cls(coefficients=DenseVector(coef.toArray()), intercept=rows[0]["intercept"])
         DefaultParamsReader.getAndSetParams(model, meta)
-        model._resetUid(meta["uid"])
+        _spark.reset_uid(model, meta["uid"])
         model._training = (list(rows[0]["objectiveHistory"]), int(meta.get("totalIterations", 0)), None)
         return model

@@ -16,7 +16,8 @@ from sparkgd import (
     SquaredL2Updater,
     run_minibatch_sgd,
 )
-from sparkgd.core.block import block_sums, comb
+from sparkgd.core.block import FoldSpec, fold
+from sparkgd.core.sums import merge
 from sparkgd.core.tree import CombineTree
 from sparkgd.engine import aggregation
 from sparkgd.engine.blocks import BlockedData
@@ -88,8 +89,8 @@ def test_weights_travel_as_a_broadcast_so_the_task_function_stays_small(sc):
     d = 200_000
     bc = sc.broadcast(np.ones(d))
     try:
-        kw = dict(gradient=LeastSquaresGradient(), fraction=0.1, fit_intercept=False, scale=None)
-        leaf = functools.partial(aggregation._leaf, tree=CombineTree(8, 2), weights=bc, seed=43, kw=kw)
+        spec = FoldSpec(LeastSquaresGradient(), 0.1)
+        leaf = functools.partial(aggregation._leaf, tree=CombineTree(8, 2), weights=bc, seed=43, spec=spec)
         size = len(CloudPickleSerializer().dumps(leaf))
     finally:
         # pickling registered the broadcast for the next job's tasks: keep it usable (unpersist, not destroy)
@@ -104,26 +105,26 @@ def test_the_job_combines_floats_in_the_tree_order_bit_for_bit(sc, partitions, d
     d = 10_000
     rows = [(float(rng.normal()), rng.normal(size=d) * 10.0 ** rng.integers(-6, 7)) for _ in range(4 * partitions)]
     blocks = BlockedData(sc.parallelize(rows, partitions))
-    kw = dict(gradient=LeastSquaresGradient(), fraction=1.0, fit_intercept=False, scale=None)
+    spec = FoldSpec(LeastSquaresGradient(), 1.0)
     tree = CombineTree(partitions, depth)
     w = rng.normal(size=d)
     try:
         assert aggregation.top_level(tree, d) == tree.height
-        got = aggregation.tree_aggregate(blocks.rdd, tree, w, 7, kw)
-        local = {b.partition: block_sums(b, w, seed=7, **kw) for b in blocks.rdd.collect()}
+        got = aggregation.tree_aggregate(blocks.rdd, tree, w, 7, spec)
+        local = {b.partition: fold(b, w, 7, spec) for b in blocks.rdd.collect()}
     finally:
         blocks.unpersist()
-    want = tree.combine({(0, p): acc for p, acc in local.items()}, comb)
+    want = tree.combine({(0, p): acc for p, acc in local.items()}, merge)
     assert got[0].tobytes() == want[0].tobytes() and got[1:] == want[1:]
     # the order shows in the bits, so the test can fail: another order gives other bits
     backwards = None
     for p in sorted(local, reverse=True):
-        backwards = comb(backwards, local[p])
+        backwards = merge(backwards, local[p])
     assert backwards[0].tobytes() != want[0].tobytes()
     if tree.height > 1:  # a tree of two or more levels is not the plain left fold
         plain = None
         for p in sorted(local):
-            plain = comb(plain, local[p])
+            plain = merge(plain, local[p])
         assert plain[0].tobytes() != want[0].tobytes()
 
 

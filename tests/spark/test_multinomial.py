@@ -84,7 +84,13 @@ def test_family_auto_follows_the_number_of_classes(spark):
     binary = frame(spark, x, (y == 1).astype(float))
     two = SGDLogisticRegression(maxIter=5).fit(binary)
     assert two.numClasses == 2 and not two.isMultinomial
-    assert two.coefficientMatrix.toArray().shape == (1, 4) and two.interceptVector[0] == two.intercept
+    # auto on two classes is the binomial model, its intercept the margin of a zero row, in every accessor
+    binomial = SGDLogisticRegression(family="binomial", maxIter=5).fit(binary)
+    assert two.coefficientMatrix.toArray().shape == (1, 4)
+    np.testing.assert_array_equal(two.coefficientMatrix.toArray()[0], binomial.coefficients.toArray())
+    assert two.intercept == binomial.intercept != 0.0
+    assert two.interceptVector.toArray().tolist() == [binomial.intercept]
+    assert two.predictRaw(Vectors.dense([0.0] * 4))[1] == binomial.intercept
     forced = SGDLogisticRegression(family="multinomial", maxIter=5).fit(binary)
     assert forced.isMultinomial and forced.numClasses == 2 and forced.coefficientMatrix.numRows == 2
     with pytest.raises(ValueError, match=r"classification labels must be 0 or 1: found \d+ invalid labels"):

@@ -10,9 +10,10 @@ import pytest
 from pyspark import InheritableThread
 
 from sparkgd import LeastSquaresGradient, LogisticGradient, SimpleUpdater, SquaredL2Updater, run_minibatch_sgd
-from sparkgd.core.block import comb
+from sparkgd.core.block import FoldSpec, fold
+from sparkgd.core.sums import merge
 from sparkgd.core.tree import CombineTree
-from sparkgd.engine import aggregation, resident
+from sparkgd.engine import aggregation, resident, timeouts
 from sparkgd.engine.aggregation import IterationSums
 from sparkgd.engine.blocks import BlockedData
 from sparkgd.engine.channel import connect_handshake
@@ -39,7 +40,7 @@ def wide_floats(sc):
     blocks.unpersist()
 
 
-KW = dict(gradient=LeastSquaresGradient(), fraction=0.6, fit_intercept=False, scale=None)
+KW = FoldSpec(LeastSquaresGradient(), 0.6)
 
 
 def same(a, b):
@@ -58,10 +59,10 @@ def test_resident_tasks_give_the_jobs_bits_for_any_number_of_tasks(sc, wide_floa
         resident.stop()
     assert all(same(g, x) for g, x in zip(got, want))
     # the test can fail: the same leaves summed in another order give other bits
-    local = {b.partition: aggregation.block_sums(b, w, seed=41, **KW) for b in blocks.rdd.collect()}
+    local = {b.partition: fold(b, w, 41, KW) for b in blocks.rdd.collect()}
     backwards = None
     for p in sorted(local, reverse=True):
-        backwards = comb(backwards, local[p])
+        backwards = merge(backwards, local[p])
     assert not same(backwards, want[0])
 
 
@@ -74,6 +75,29 @@ def test_iteration_sums_serve_from_the_first_call_on(sc, wide_floats):
     finally:
         sums.close()
     want = [aggregation.tree_aggregate(blocks.rdd, sums.tree, w, s, KW) for s in (3, 4, 5, 6)]
+    assert all(same(g, x) for g, x in zip(got, want))
+
+
+def test_the_start_timeout_is_read_from_the_spark_conf(sc, spark, wide_floats, caplog):
+    """spark.sparkgd.resident.startTimeout: too short for any task to connect, the iterations run as Spark
+    jobs (same bits); a value that is not a positive number is refused, naming the key."""
+    blocks, d, w = wide_floats
+    spark.conf.set(timeouts.START_KEY, "0.001")
+    try:
+        sums = IterationSums(blocks.rdd, 2, KW, d)
+        try:
+            with caplog.at_level(logging.INFO, logger="sparkgd"):
+                got = [sums(w, s) for s in (3, 4)]
+            assert sums.resident_calls == 0
+            assert any("connected in time" in r.getMessage() for r in caplog.records)
+        finally:
+            sums.close()
+        spark.conf.set(timeouts.START_KEY, "soon")
+        with pytest.raises(ValueError, match=r"spark.sparkgd.resident.startTimeout must be a positive number"):
+            ResidentTasks(sc, blocks.rdd, 1, 2, KW, d)
+    finally:
+        spark.conf.unset(timeouts.START_KEY)
+    want = [aggregation.tree_aggregate(blocks.rdd, sums.tree, w, s, KW) for s in (3, 4)]
     assert all(same(g, x) for g, x in zip(got, want))
 
 
@@ -107,7 +131,7 @@ def test_a_lost_resident_task_hands_the_iteration_over_to_a_job(sc, caplog):
             return super().loss_and_multiplier(margins, labels)
 
     blocks = BlockedData(sc.parallelize([(1.0, np.ones(1))] * 8, 2))
-    kw = dict(KW, gradient=DiesInResidentTasks(), fraction=1.0)
+    kw = KW._replace(gradient=DiesInResidentTasks(), fraction=1.0)
     sums = IterationSums(blocks.rdd, 2, kw, 1)
     try:
         with caplog.at_level(logging.WARNING, logger="sparkgd"):

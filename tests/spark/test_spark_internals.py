@@ -145,3 +145,12 @@ def test_spark_ml_summaries_and_log_levels(spark, caplog):
     no_warning(caplog)
     level = spark.sparkContext._jvm.org.apache.logging.log4j.LogManager.getLogger("sparkgd.test.logger").getLevel()
     assert str(level) == "ERROR"
+
+
+def test_reset_uid_gives_a_params_object_its_saved_uid(spark):
+    from pyspark.ml.feature import Binarizer
+
+    b = Binarizer(threshold=0.5)
+    _spark.reset_uid(b, "Binarizer_saved")
+    assert b.uid == "Binarizer_saved"
+    assert b.threshold.parent == "Binarizer_saved"  # its params follow, so getAndSetParams finds them

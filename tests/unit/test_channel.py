@@ -8,7 +8,9 @@ import threading
 import numpy as np
 import pytest
 
-from sparkgd.engine import channel, resident
+from sparkgd.core.block import FoldSpec
+from sparkgd.core.sums import Sums
+from sparkgd.engine import channel, executor, resident
 from sparkgd.engine.channel import (
     ANSWER,
     ITERATION,
@@ -109,9 +111,10 @@ def test_sizes_and_kinds_are_checked_before_reading_the_payload():
 
 def test_pieces_round_trip_and_bad_pieces_are_refused():
     g = np.random.default_rng(0).normal(size=5)
-    pieces = {(0, 3): (g, 1.5, 7, 7.0), (1, 2): None}
+    pieces = {(0, 3): Sums(g, 1.5, 7, 7.0, 0.25, 3.0), (1, 2): None}
     back = decode_pieces(bytearray(encode_pieces(pieces)), 5)
-    assert back[(1, 2)] is None and back[(0, 3)][0].tobytes() == g.tobytes() and back[(0, 3)][1:] == (1.5, 7, 7.0)
+    assert back[(1, 2)] is None and back[(0, 3)][0].tobytes() == g.tobytes()
+    assert back[(0, 3)][1:] == (1.5, 7, 7.0, 0.25, 3.0)  # the held-out sums travel as their own fields
     raw = bytearray(encode_pieces(pieces))
     for bad in (raw[:-8], raw + b"\0" * 8, bytearray(struct.pack("<I", 5)) + raw[4:]):
         with pytest.raises(ChannelError):
@@ -121,15 +124,15 @@ def test_pieces_round_trip_and_bad_pieces_are_refused():
 
 
 def test_nothing_on_the_channel_is_unpickled():
-    for module in (channel, resident):
+    for module in (channel, executor, resident):
         assert "pickle" not in vars(module), f"{module.__name__} imports pickle"
 
 
 def test_the_root_refuses_wrong_secrets_and_second_connections(caplog):
-    server = resident.bind("127.0.0.1", 0)
+    server = executor.bind("127.0.0.1", 0)
     port = server.getsockname()[1]
     accepted = {}
-    t = threading.Thread(target=lambda: accepted.setdefault("conns", resident._accept_children(server, SECRET, 2)))
+    t = threading.Thread(target=lambda: accepted.setdefault("conns", executor.accept_children(server, SECRET, 2)))
     t.start()
     clients = []
 
@@ -167,17 +170,16 @@ def test_plans_round_trip_exactly(gradient):
 
     g = {"huber": HuberGradient(0.7), "multinomial": MultinomialGradient(4)}.get(gradient) or GRADIENTS[gradient]()
     scale = np.random.default_rng(0).normal(size=7) / 3.0
-    for kw in (dict(gradient=g, fraction=0.1 + 0.2, fit_intercept=True, scale=scale, validation=(1 / 3, 2**40 + 1)),
-               dict(gradient=g, fraction=1.0, fit_intercept=False, scale=None)):
+    for kw in (FoldSpec(g, 0.1 + 0.2, True, scale, (1 / 3, 2**40 + 1)), FoldSpec(g, 1.0)):
         out, depth, d, port = channel.decode_plan(bytearray(channel.encode_plan(kw, 3, 29, 5000)))
         assert (depth, d, port) == (3, 29, 5000)
-        assert type(out["gradient"]) is type(g) and repr(out["gradient"]) == repr(g)
-        assert out["gradient"].num_sets == g.num_sets
-        assert out["fraction"] == kw["fraction"] and out["fit_intercept"] == kw["fit_intercept"]
-        assert out.get("validation") == kw.get("validation")
-        assert (out["scale"] is None) == (kw["scale"] is None)
-        if kw["scale"] is not None:
-            assert out["scale"].tobytes() == scale.tobytes()
+        assert type(out.gradient) is type(g) and repr(out.gradient) == repr(g)
+        assert out.gradient.num_sets == g.num_sets
+        assert out.fraction == kw.fraction and out.fit_intercept == kw.fit_intercept
+        assert out.validation == kw.validation
+        assert (out.scale is None) == (kw.scale is None)
+        if kw.scale is not None:
+            assert out.scale.tobytes() == scale.tobytes()
 
 
 def test_a_plan_cannot_carry_a_gradient_defined_elsewhere_and_bad_plans_are_refused():
@@ -186,9 +188,8 @@ def test_a_plan_cannot_carry_a_gradient_defined_elsewhere_and_bad_plans_are_refu
     class Mine(LeastSquaresGradient):
         pass
 
-    assert channel.encode_plan(dict(gradient=Mine(), fraction=1.0, fit_intercept=False, scale=None), 2, 3, 0) is None
-    good = channel.encode_plan(dict(gradient=LeastSquaresGradient(), fraction=1.0, fit_intercept=False,
-                                    scale=np.ones(3)), 2, 3, 0)
+    assert channel.encode_plan(FoldSpec(Mine(), 1.0), 2, 3, 0) is None
+    good = channel.encode_plan(FoldSpec(LeastSquaresGradient(), 1.0, False, np.ones(3)), 2, 3, 0)
     for bad in (good[:-1], good + b"x", b"\x05\x00\x00\x00{}", good[:4] + b"[" + good[5:]):
         with pytest.raises(channel.ChannelError):
             channel.decode_plan(bytearray(bad))
@@ -200,6 +201,6 @@ def test_a_task_the_driver_gave_up_before_setup_ends_quietly():
     driver, task = socket.socketpair()
     task.settimeout(5)
     driver.close()
-    assert resident._work(task, 1, [], secret=SECRET, kw={}, tree=None, num_weights=3, port=0,
+    assert executor.work(task, 1, [], secret=SECRET, spec=None, tree=None, num_weights=3, port=0,
                           num_tasks=2) is None
     assert task.fileno() == -1  # closed on the way out

@@ -53,8 +53,8 @@ def _run(opt, updater, reg, d, evaluate, iterations):
     w, state = np.zeros(d), opt.init(np.zeros(d))
     ev = evaluate(w)
     for _ in range(iterations):
-        w2, _, state, ev2 = opt.search(w, ev.loss, ev.gradient, evaluate, state, updater, reg)
-        if ev2 is None:
+        w2, _, state, ev2, stalled = opt.step(w, ev.loss, ev.gradient, 1.0, evaluate, state, updater, reg)
+        if stalled:
             break
         w, ev = w2, ev2
     return w
@@ -108,14 +108,15 @@ def test_held_out_rows_are_fixed_by_seed_and_partition_and_never_sampled():
     held = held_out(1, 500, 0.2, 7)
     assert 60 < held.sum() < 140 and np.array_equal(held, held_out(1, 500, 0.2, 7))
     assert not np.array_equal(held, held_out(2, 500, 0.2, 7)) and not np.array_equal(held, held_out(1, 500, 0.2, 8))
-    w = np.array([0.5, -1.0, 2.0, 0.0, 0.0])  # two trailing slots for the held-out sums
-    g, loss, rows, wsum = block_sums(block, w, LeastSquaresGradient(), 1.0, 99, validation=(0.2, 7))
-    train = _fold(block, np.flatnonzero(~held), w[:3], LeastSquaresGradient(), False, None)
-    val = _fold(block, np.flatnonzero(held), w[:3], LeastSquaresGradient(), False, None)
-    np.testing.assert_array_equal(g[:3], train[0])
-    assert (loss, rows, wsum) == train[1:] and rows == 500 - held.sum()
-    assert tuple(g[3:]) == (val[1], val[3])
+    w = np.array([0.5, -1.0, 2.0])
+    g, loss, rows, wsum, held_loss, held_weight = block_sums(block, w, LeastSquaresGradient(), 1.0, 99,
+                                                             validation=(0.2, 7))
+    train = _fold(block, np.flatnonzero(~held), w, LeastSquaresGradient(), False, None)
+    val = _fold(block, np.flatnonzero(held), w, LeastSquaresGradient(), False, None)
+    np.testing.assert_array_equal(g, train.gradient)
+    assert (loss, rows, wsum) == train[1:4] and rows == 500 - held.sum()
+    assert (held_loss, held_weight) == (val.loss, val.weight) and held_weight == held.sum()
     # with a fraction, the sample is a subset of the training rows for every iteration seed
     for seed in range(5):
-        _, _, rows, _ = block_sums(block, w, LeastSquaresGradient(), 0.3, seed, validation=(0.2, 7))
+        rows = block_sums(block, w, LeastSquaresGradient(), 0.3, seed, validation=(0.2, 7)).rows
         assert rows <= 500 - held.sum()

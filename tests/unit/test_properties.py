@@ -24,10 +24,26 @@ def test_libsvm_lines_round_trip(label, entries):
     assert _parse_libsvm(("f", 1, line), 0) == (label, idx, [entries[k] for k in idx])
 
 
-@given(st.text(max_size=60))
-def test_libsvm_parser_never_raises(text):
+_pair = st.builds("{}:{}".format, st.integers(-1, 130), st.one_of(st.floats().map(repr), st.text(max_size=3)))
+_libsvm_line = st.builds(" ".join, st.lists(st.one_of(_pair, st.text(max_size=4)), max_size=6)).flatmap(
+    lambda rest: st.one_of(st.floats(), st.text(max_size=4)).map(lambda lab: f"{lab} {rest}"))
+
+
+@given(st.one_of(st.text(max_size=60), _libsvm_line))
+def test_libsvm_parser_never_raises_and_accepts_only_valid_rows(text):
     out = _parse_libsvm(("f", 7, text), 100)
-    assert out is None or isinstance(out, tuple) or (isinstance(out, str) and out.startswith("f:7: "))
+    if isinstance(out, str):
+        assert out.startswith("f:7: ")
+    elif out is not None:  # a row: finite label, increasing indices within 1..100, one finite value each
+        label, idx, val = out
+        assert isinstance(label, float) and math.isfinite(label)
+        assert all(isinstance(k, int) for k in idx) and all(1 <= a < b <= 100 for a, b in zip(idx, idx[1:]))
+        assert all(1 <= k <= 100 for k in idx) and len(val) == len(idx)
+        assert all(isinstance(v, float) and math.isfinite(v) for v in val)
+        body = text.split("#", 1)[0].split()
+        assert float(body[0]) == label and len(body) == 1 + len(idx)  # every token read, none dropped
+    else:
+        assert not text.split("#", 1)[0].strip()  # nothing but a comment or blanks
 
 
 @given(st.lists(st.text(alphabet="0123456789.-eE,nai x", max_size=12), min_size=1, max_size=5))

@@ -1,0 +1,208 @@
+"""The executor side of resident tasks: what runs inside a Spark task, and nothing of the driver.
+
+A resident task (:func:`serve`, or a block builder through :class:`ServeFirst`) connects to the
+driver, proves the call's secret and then :func:`work` s: task 0 becomes the root, accepts the
+other tasks (:func:`accept_children`) and runs :func:`_root_loop` (receive the seed and weights,
+forward them, fold its blocks, combine the others' pieces in the tree's order, send one vector
+up); every other task connects to the root and folds its blocks for every iteration until STOP.
+:mod:`sparkgd.engine.resident` is the driver's side, :mod:`sparkgd.engine.channel` the frames.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import socket
+import sys
+from typing import Any, Iterable
+
+import numpy as np
+
+from sparkgd.core.block import Block, BlockSummary, FoldSpec, fold, summary_to_json
+from sparkgd.core.sums import merge
+from sparkgd.core.tree import CombineTree
+from sparkgd.engine import timeouts
+from sparkgd.engine.channel import (
+    ADDRESS,
+    ITERATION,
+    PIECES,
+    PLAN,
+    SETUP,
+    STOP,
+    SUMMARY,
+    ChannelError,
+    accept_handshake,
+    connect_handshake,
+    decode_address,
+    decode_iteration,
+    decode_pieces,
+    decode_plan,
+    encode_address,
+    encode_pieces,
+    iteration_size,
+    pieces_size,
+    recv,
+    send,
+)
+
+log = logging.getLogger("sparkgd")
+SERVE = "sparkgd.serve"  # local property: the token of the job whose block-building tasks stay up to serve
+
+
+def bind(host: str, first_port: int, retries: int = 16) -> socket.socket:
+    """A listening socket on ``host``: any free port when ``first_port`` is 0, else the first free of the range."""
+    ports = [0] if first_port == 0 else range(first_port, first_port + retries + 1)
+    error: OSError | None = None
+    for port in ports:
+        try:
+            return socket.create_server((host, port))
+        except OSError as e:
+            error = e
+    raise OSError(f"no free port on {host} from {first_port}: {error}")
+
+
+def admit(conn: socket.socket, peer: Any, secret: bytes, indices: range, taken: Iterable[int], who: str
+           ) -> int | None:
+    """The task index ``conn`` proves with the secret, or ``None`` (logged, closed) for a wrong secret,
+    an index outside ``indices`` or one already ``taken``."""
+    conn.settimeout(timeouts.HANDSHAKE)
+    try:
+        index, _ = accept_handshake(conn, secret)
+    except (ChannelError, OSError) as e:
+        log.warning("%s: refused a connection from %s: %s", who, peer, e)
+        conn.close()
+        return None
+    if index not in indices or index in taken:
+        log.warning("%s: refused a second connection for task %d from %s", who, index, peer)
+        conn.close()
+        return None
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return index
+
+
+def accept_children(server: socket.socket, secret: bytes, count: int) -> list[socket.socket]:
+    server.settimeout(timeouts.CHILDREN)
+    conns: dict[int, socket.socket] = {}
+    while len(conns) < count:
+        conn, peer = server.accept()
+        index = admit(conn, peer, secret, range(1, count + 1), conns, "sparkgd resident root")
+        if index is not None:
+            conn.settimeout(None)
+            conns[index] = conn
+    return [conns[i] for i in sorted(conns)]
+
+
+def _fold(blocks: list[Block], tree: CombineTree, weights: np.ndarray, seed: int, spec: FoldSpec) -> dict:
+    leaves = {b.partition: fold(b, weights, seed, spec) for b in blocks}
+    return tree.pieces(leaves, merge)
+
+
+def serve(task: int, rows: Any, *, driver: tuple[str, int], secret: bytes, spec: FoldSpec, num_partitions: int,
+           depth: int, num_weights: int, port: int, num_tasks: int) -> list:
+    """A resident task: hold the blocks, then fold them for every iteration until told to stop."""
+    blocks = list(rows)  # read once from Spark's block manager; consumed, so the Python worker can be reused
+    with socket.create_connection(driver, timeout=timeouts.CONNECT) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        connect_handshake(sock, secret, task, len(blocks))
+        work(sock, task, blocks, secret=secret, spec=spec, tree=CombineTree(num_partitions, depth),
+              num_weights=num_weights, port=port, num_tasks=num_tasks)
+    return []
+
+
+def work(sock: socket.socket, task: int, blocks: list[Block], *, secret: bytes, spec: FoldSpec, tree: CombineTree,
+          num_weights: int, port: int, num_tasks: int) -> None:
+    """From a handshaken connection to the driver on: task 0 is the root, the others connect to it."""
+    frame_max = iteration_size(num_weights)
+    if task == 0:
+        host = sock.getsockname()[0]  # the address this executor reaches the driver from
+        with bind(host, port) as server:
+            send(sock, ADDRESS, encode_address(host, server.getsockname()[1]))
+            children = accept_children(server, secret, num_tasks - 1)
+        sock.settimeout(None)
+        try:
+            _root_loop(sock, children, blocks, tree, spec, num_weights, frame_max)
+        finally:
+            for c in children:
+                c.close()
+        return
+    try:
+        _, address = recv(sock, (SETUP,), 1024)
+    except ChannelError:
+        return  # the driver gave this start up (busy slots, a task that did not start): nothing to serve
+    finally:
+        sock.close()
+    with socket.create_connection(decode_address(address), timeout=timeouts.CONNECT) as root:
+        root.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        connect_handshake(root, secret, task)
+        root.settimeout(None)
+        while True:
+            try:
+                kind, frame = recv(root, (ITERATION, STOP), frame_max)
+            except ChannelError:
+                return  # the root is gone: the driver sees the job end
+            if kind == STOP:
+                return
+            seed, weights = decode_iteration(frame)
+            send(root, PIECES, encode_pieces(_fold(blocks, tree, weights, seed, spec)))
+
+
+def _root_loop(sock: socket.socket, children: list[socket.socket], blocks: list[Block], tree: CombineTree,
+               spec: FoldSpec, num_weights: int, frame_max: int) -> None:
+    piece_max = pieces_size(tree.num_partitions, num_weights)
+    while True:
+        try:
+            kind, frame = recv(sock, (ITERATION, STOP), frame_max)
+        except ChannelError:
+            kind, frame = STOP, bytearray()  # the driver is gone
+        for c in children:
+            send(c, kind, frame)
+        if kind == STOP:
+            return
+        seed, weights = decode_iteration(frame)
+        pieces = _fold(blocks, tree, weights, seed, spec)
+        for c in children:
+            _, payload = recv(c, (PIECES,), piece_max)
+            got = decode_pieces(payload, num_weights)
+            if got.keys() & pieces.keys():
+                raise ChannelError("two tasks sent the same part of the tree")
+            pieces.update(got)
+        send(sock, PIECES, encode_pieces({tree.root: tree.combine(pieces, merge)}))
+
+
+@dataclasses.dataclass(frozen=True)
+class ServeFirst:
+    """What a block-building task needs to stay up as a resident task (:class:`FirstTasks`)."""
+
+    driver: tuple[str, int]
+    secret: bytes
+    token: str
+    num_partitions: int
+
+    def serve(self, block: Block, summary: BlockSummary) -> None:
+        """In the first attempt of a task of the job that carries :data:`SERVE` = ``token``: send the
+        summary, then wait for a plan and serve iterations, or for STOP. Returns when done: the block
+        is then handed to Spark. Never raises: a task that cannot serve just ends."""
+        from pyspark import TaskContext
+
+        ctx = TaskContext.get()
+        if ctx is None or ctx.attemptNumber() != 0 or ctx.getLocalProperty(SERVE) != self.token:
+            return  # a rebuild (a retry, a lost block, a later job): Spark caches it, nothing more
+        try:
+            sock = socket.create_connection(self.driver, timeout=timeouts.CONNECT)
+        except OSError:
+            return  # the driver no longer waits for the builders (FirstTasks.run gave up): a plain build
+        try:
+            with sock:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                connect_handshake(sock, self.secret, block.partition)
+                send(sock, SUMMARY, summary_to_json(summary).encode())
+                sock.settimeout(None)  # the driver checks the data before it plans: as long as that takes
+                kind, frame = recv(sock, (PLAN, STOP), 1 << 30)
+                if kind == STOP:
+                    return
+                spec, depth, num_weights, port = decode_plan(frame)
+                work(sock, block.partition, [block], secret=self.secret, spec=spec,
+                      tree=CombineTree(self.num_partitions, depth), num_weights=num_weights, port=port,
+                      num_tasks=self.num_partitions)
+        except Exception as e:  # the driver sees the channel break and goes on with Spark jobs
+            print(f"sparkgd: the task that built block {block.partition} stopped serving: {e}", file=sys.stderr)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from sparkgd import ml
 from sparkgd.job.config import JobConfig
 
 
 def estimator_of(cfg: JobConfig, progress: Callable[[Any], None] | None = None) -> Any:
     """The DataFrame API's estimator for the configuration, with its checkpoints and ``progress`` callback."""
+    from sparkgd import ml  # here: the RDD API's job runs without the ml extra (pyarrow)
+
     est_class = {"squared": ml.SGDLinearRegression, "huber": ml.SGDLinearRegression,
                  "logistic": ml.SGDLogisticRegression, "multinomial": ml.SGDLogisticRegression,
                  "hinge": ml.SGDLinearSVC}[cfg.loss]

@@ -129,8 +129,9 @@ def main(argv: list[str], spark=None) -> int:
         if "weight_error_max" in m:
             print(f"max |w - w_true| = {m['weight_error_max']:.4g}")
         if cfg.output:
-            job.save(result, cfg.output, None if cfg.remote else spark.sparkContext, cfg.overwrite)
-            print(f"wrote {cfg.output}/model, {cfg.output}/metrics.json and {cfg.output}/loss.png")
+            written = job.save(result, cfg.output, None if cfg.remote else spark.sparkContext, cfg.overwrite)
+            paths = [f"{cfg.output}/{name}" for name in written]
+            print(f"wrote {', '.join(paths[:-1])} and {paths[-1]}")
         return 0
     except (InputDataError, SGDDivergenceError) as e:
         print(f"train_linear.py: error: {e}", file=sys.stderr)

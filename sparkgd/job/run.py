@@ -322,8 +322,8 @@ def finite(value: Any) -> Any:
     return value
 
 
-def save(result: JobResult, output: str, sc: Any, overwrite: bool = False) -> None:
-    """``model/`` (loadable by the library), ``metrics.json`` and ``loss.png`` under ``output``.
+def save(result: JobResult, output: str, sc: Any, overwrite: bool = False) -> list[str]:
+    """``model/`` (loadable by the library), ``metrics.json`` and ``loss.png`` under ``output``; the names written.
 
     A non-empty ``output`` is refused unless ``overwrite`` (:func:`check_output`).
 
@@ -337,8 +337,9 @@ def save(result: JobResult, output: str, sc: Any, overwrite: bool = False) -> No
 
     check_output(output, overwrite, sc)
     if not fs.is_local(output):
-        fs.publish(sc, lambda local: save(result, str(local), sc), output, overwrite=overwrite)
-        return
+        written: list[str] = []
+        fs.publish(sc, lambda local: written.extend(save(result, str(local), sc)), output, overwrite=overwrite)
+        return written
     from sparkgd.core.persistence import local_path
 
     output = str(local_path(output))
@@ -355,7 +356,7 @@ def save(result: JobResult, output: str, sc: Any, overwrite: bool = False) -> No
         from sparkgd.job.plots import plot_loss
     except ImportError as e:
         log.warning("loss.png not written: %s (pip install 'sparkgd[job]')", e)
-        return
+        return ["model", "metrics.json"]
     cfg = result.metrics["config"]
     ylabel = {"squared": "loss: mean of (prediction - label)^2 / 2",
               "huber": f"loss: mean Huber loss (epsilon {cfg['epsilon']})",
@@ -364,6 +365,7 @@ def save(result: JobResult, output: str, sc: Any, overwrite: bool = False) -> No
     plot_loss(result.loss_history, os.path.join(output, "loss.png"), ylabel=ylabel,
               title=f"sparkgd training loss ({cfg['loss']}, {cfg['api']} API, "
                     f"mini-batch fraction {cfg['mini_batch_fraction']})")
+    return ["model", "metrics.json", "loss.png"]
 
 
 def _jsonable(v: Any) -> Any:

@@ -63,6 +63,8 @@ def test_without_extras_the_job_writes_the_model_and_metrics(fresh):
     assert run.returncode == 0, run.stderr[-3000:]
     assert (out / "metrics.json").is_file() and (out / "model" / "metadata.json").is_file()
     assert not (out / "loss.png").exists()
+    said = [line for line in run.stdout.splitlines() if line.startswith("wrote ")]
+    assert said == [f"wrote {out}/model and {out}/metrics.json"]  # only what it wrote
     warnings = [line for line in run.stderr.splitlines() if "loss.png not written" in line]
     assert len(warnings) == 1 and "sparkgd[job]" in warnings[0]
 

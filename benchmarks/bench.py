@@ -202,9 +202,9 @@ def cached_size(sc, rdd_id):
 
 def memory_row(sc, rdd, n, d, rows_out):
     """Bytes Spark holds for sparkgd's blocks of the training data (memory and disk of the cached block RDD)."""
-    from sparkgd.engine.blocks import BlockedData
+    from sparkgd.engine.blocks import build_blocks
 
-    blocks = BlockedData(rdd)
+    blocks = build_blocks(rdd)
     try:
         mem = disk = 0
         for info in sc._jsc.sc().getRDDStorageInfo():

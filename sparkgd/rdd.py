@@ -39,7 +39,7 @@ from sparkgd.core.optimizers import Optimizer, make_optimizer
 from sparkgd.core.state import as_weights, check_loop_params, check_params
 from sparkgd.core.updaters import L1Updater, SquaredL2Updater, get_updater
 from sparkgd.engine import fs
-from sparkgd.engine.blocks import BlockedData
+from sparkgd.engine.blocks import build_for_call
 from sparkgd.engine.loop import descend
 from sparkgd.engine.reuse import blocks_for
 from sparkgd.engine.turns import training_call
@@ -234,7 +234,7 @@ def _train(model_class: type[LinearModel], data: RDD, gradient: Gradient, update
     updater = updater_reg_type if not isinstance(updater_reg_type, (str, type(None))) else get_updater(updater_reg_type)
     if not isinstance(data, RDD):
         raise TypeError(f"data must be an RDD of LabeledPoint or (label, features), got {type(data).__name__}")
-    with training_call(), blocks_for(data, lambda: BlockedData(data, serve=True)) as blocks:
+    with training_call(), blocks_for(data, lambda: build_for_call(data)) as blocks:
         d = blocks.num_features
         if binary and validateData:
             blocks.check_binary_labels()

@@ -22,9 +22,6 @@ from typing import Any, Iterable, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
-from pyspark.ml.linalg import DenseVector as MLDenseVector
-from pyspark.mllib.linalg import DenseVector as MLlibDenseVector
-from pyspark.mllib.regression import LabeledPoint
 
 from sparkgd.core.gradients import Gradient
 from sparkgd.core.sampling import partition_seed, sample_positions
@@ -32,7 +29,23 @@ from sparkgd.core.sums import Sums
 
 _MAX_BAD_LABELS = 10
 _ROLES = ("label", "features", "weight")
-_DENSE_VECTORS = (MLlibDenseVector, MLDenseVector)
+_DENSE: dict[type, bool] = {}  # whether a class is a dense vector (pyspark's: an ``array`` and no ``indices``)
+_LABELED: dict[type, bool] = {}  # whether a class is a labeled point (``label`` and ``features``, not a tuple)
+
+
+def _is_dense(v: Any) -> bool:
+    kind = _DENSE.get(type(v))
+    if kind is None:  # first of its class: decided once by its attributes (core knows no Spark class)
+        kind = _DENSE[type(v)] = isinstance(getattr(v, "array", None), np.ndarray) and not hasattr(v, "indices")
+    return kind
+
+
+def _is_labeled(row: Any) -> bool:
+    kind = _LABELED.get(type(row))
+    if kind is None:
+        kind = _LABELED[type(row)] = (hasattr(row, "label") and hasattr(row, "features")
+                                      and not isinstance(row, tuple))
+    return kind
 
 
 @dataclass
@@ -91,7 +104,7 @@ def summary_from_json(text: str | bytes | bytearray) -> BlockSummary:
 
 def _vector_parts(v: Any) -> tuple[int, np.ndarray | None, np.ndarray | None]:
     """``(size, dense values, None)`` or ``(size, indices, values)`` for a sparse vector."""
-    if type(v) in _DENSE_VECTORS:  # the common case first: no attribute probing
+    if _is_dense(v):  # the common case first: no attribute probing
         return len(v.array), v.array, None
     if hasattr(v, "indices") and hasattr(v, "values") and hasattr(v, "size"):
         return int(v.size), np.asarray(v.indices, dtype=np.int64), np.asarray(v.values, dtype=np.float64)
@@ -107,9 +120,7 @@ def _vector_parts(v: Any) -> tuple[int, np.ndarray | None, np.ndarray | None]:
 
 
 def _split_row(row: Any) -> tuple[Any, Any, Any]:
-    if type(row) is LabeledPoint:  # the common case first: no attribute probing
-        return row.label, row.features, None
-    if hasattr(row, "label") and hasattr(row, "features") and not isinstance(row, tuple):
+    if _is_labeled(row):  # a LabeledPoint
         return row.label, row.features, None
     if isinstance(row, (tuple, list)) and len(row) in (2, 3):
         return row[0], row[1], row[2] if len(row) == 3 else None

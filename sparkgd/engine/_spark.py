@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from typing import Any
 
 from pyspark import RDD, SparkContext
@@ -43,6 +44,26 @@ def is_remote() -> bool:
     except ImportError:  # pyspark < 3.4: no Spark Connect
         return False
     return bool(remote())
+
+
+_JOB_CANCELLED = re.compile(r"\bJob \d+ cancelled\b")  # DAGScheduler.handleJobCancellation (SPARK_JOB_CANCELLED)
+
+
+def cancelled(error: BaseException) -> bool:
+    """Whether a failed job's ``error`` is the DAGScheduler cancelling it (a job group or tag cancelled, the UI's
+    kill), as opposed to a task failing: the message the scheduler gives a cancelled job, ``Job N cancelled
+    <reason>``, looked for in the Java exception and its causes (py4j), or in the error's text otherwise."""
+    java = getattr(error, "java_exception", None)
+    messages = []
+    try:
+        while java is not None and len(messages) < 16:
+            messages.append(str(java.getMessage() or ""))
+            java = java.getCause()
+    except Exception:  # the gateway is gone: the text is what remains
+        messages = []
+    if not messages:
+        messages = [str(error)]
+    return any(_JOB_CANCELLED.search(m) for m in messages)
 
 
 def free_slots(sc: SparkContext) -> int | None:

@@ -26,9 +26,8 @@ from sparkgd.core.block import Block, FoldSpec, fold
 from sparkgd.core.sums import Sums, merge
 from sparkgd.core.tree import CombineTree, Node
 from sparkgd.engine import _spark, turns
-from sparkgd.engine.resident import FirstTasks, Lost, ResidentTasks, off_reason
+from sparkgd.engine.resident import Crew, Lost, off_reason
 from sparkgd.engine.starts import QuietBudget, StartPolicy
-from sparkgd.engine.turns import TURNS
 
 log = logging.getLogger("sparkgd")
 SMALL_EXTRA = 64 * 1024  # bytes over one vector the driver may receive per iteration to save a stage
@@ -96,7 +95,7 @@ class IterationSums:
     """Each iteration's :class:`~sparkgd.core.sums.Sums`, or ``None`` when no row was sampled.
 
     Iterations run while this process's turn is held (:mod:`sparkgd.engine.turns`). From the
-    first call on it runs :class:`~sparkgd.engine.resident.ResidentTasks`, one task per free
+    first call on it runs :class:`~sparkgd.engine.resident.Crew`, one task per free
     slot (at most one per partition), once no other job of the application runs (waiting up to
     :data:`~sparkgd.engine.timeouts.QUIET_WAIT` seconds per call in all); until then, and when they
     hand their slots over, it runs :func:`tree_aggregate`; when it tries again is the
@@ -104,7 +103,7 @@ class IterationSums:
     """
 
     def __init__(self, blocks_rdd: RDD, depth: int, spec: FoldSpec, num_weights: int,
-                 first: FirstTasks | None = None) -> None:
+                 first: Crew | None = None) -> None:
         self._rdd = blocks_rdd
         self._first = first  # the tasks that built the blocks, waiting to serve
         self._sc = blocks_rdd.context
@@ -112,17 +111,21 @@ class IterationSums:
         self._spec = spec
         self._d = num_weights
         self.tree = CombineTree(blocks_rdd.getNumPartitions(), depth)
-        self._resident: ResidentTasks | None = None
+        self._resident: Crew | None = None
         self._starts = StartPolicy()
         self._calls = 0
-        self._turn: object | None = None  # the token holding this process's turn; False: none; None: not asked
-        self._own: object | None = None  # the token, when this object took the turn itself
+        self._turn = turns.Holding()
         self._quiet = QuietBudget()
         self.resident_calls = 0  # iterations the resident tasks served
 
     def __call__(self, weights: np.ndarray, seed: int) -> Any:
         self._calls += 1
-        self._take_turn()
+        if self._turn.hold():  # another training call waits: stop serving, let it have the executors
+            tasks, self._resident = self._resident, None
+            if tasks is not None:
+                tasks.stop()
+            self._turn.pass_on()
+            self._starts.yielded(self._calls)
         if self._resident is None and self._starts.due(self._calls):
             self._start()
         if self._resident is not None:
@@ -132,36 +135,19 @@ class IterationSums:
                 return acc
             except Lost as e:
                 self._drop()
-                if e.cancelled is not None:
-                    raise e.cancelled from None
+                _raise_if_cancelled(e)
                 log.warning("resident tasks lost (%s): this iteration runs as a Spark job", e)
         return tree_aggregate(self._rdd, self.tree, weights, seed, self._spec)
-
-    def _take_turn(self) -> None:
-        """Hold this process's turn on the executors while iterating (:mod:`sparkgd.engine.turns`):
-        the training call's, or this object's own when it runs outside one."""
-        if self._turn is None:
-            self._turn = turns.current()
-            if self._turn is None:
-                self._turn = self._own = self if TURNS.acquire(self) else False
-        elif self._turn and TURNS.should_yield(self._turn):
-            tasks, self._resident = self._resident, None
-            if tasks is not None:
-                tasks.stop()
-            TURNS.release(self._turn)
-            if not TURNS.acquire(self._turn):
-                self._turn = False
-            self._starts.yielded(self._calls)
 
     def _start(self) -> None:
         first, self._first = self._first, None
         if first is not None:
             try:
-                self._resident = ResidentTasks.adopt(first, self._depth, self._spec, self._d)
+                first.serve(self._depth, self._spec, self._d)
+                self._resident = first
                 return
             except Lost as e:
-                if e.cancelled is not None:
-                    raise e.cancelled from None
+                _raise_if_cancelled(e)
                 log.info("%s: starting resident tasks over the cached blocks", e)
         if not self._quiet.wait_quiet(lambda: bool(self._sc.statusTracker().getActiveJobsIds())):
             self._starts.busy(self._calls)
@@ -178,10 +164,9 @@ class IterationSums:
         try:
             if tasks < 1:
                 raise Lost("no free task slot", busy=True)
-            self._resident = ResidentTasks(self._sc, self._rdd, tasks, self._depth, self._spec, self._d)
+            self._resident = Crew.start(self._sc, self._rdd, tasks, self._depth, self._spec, self._d)
         except Lost as e:
-            if e.cancelled is not None:
-                raise e.cancelled from None
+            _raise_if_cancelled(e)
             if e.busy:  # other work holds or wants the slots: try again once it is done
                 log.debug("resident tasks did not start (%s): this iteration runs as a Spark job", e)
                 self._starts.busy(self._calls)
@@ -203,11 +188,17 @@ class IterationSums:
                 self._back_off("resident tasks ended")
 
     def close(self) -> None:
+        log.debug("resident tasks served %d of the %d iterations", self.resident_calls, self._calls)
         first, self._first = self._first, None
         if first is not None:
             first.release(raise_error=False)
         tasks, self._resident = self._resident, None
         if tasks is not None:
             tasks.stop()
-        if self._own is not None:
-            TURNS.release(self._own)
+        self._turn.close()
+
+
+def _raise_if_cancelled(lost: Lost) -> None:
+    """The caller's cancellation (its job group cancelled) ends the training call, as it ends MLlib's."""
+    if lost.cancelled is not None:
+        raise lost.cancelled from None

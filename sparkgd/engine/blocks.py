@@ -35,7 +35,7 @@ class _Collect(AccumulatorParam):
 def _blocks_of(partition: int, rows: Iterator[Any], *, columns: tuple[str, str, str],
                build: Callable[..., Block], summaries: Any, builds: Any, moments: bool,
                serve: resident.ServeFirst | None = None) -> Iterator[Block]:
-    """Build the partition's block and report its summary (and serve iterations first, see :class:`FirstTasks`)."""
+    """Build the partition's block and report its summary (and serve iterations first: :meth:`Crew.builders`)."""
     block = build(partition, rows, columns)
     summary = summarize(block, moments)
     summaries.add([summary])
@@ -104,9 +104,6 @@ class BlockFacts:
                                  f"(labels must be 0 .. {num_classes - 1})")
         return num_classes if num_classes is not None else top + 1
 
-    def release_tasks(self) -> None:
-        """End the tasks that built the blocks and wait for a plan, if no training call took them."""
-
     def check_weights(self) -> None:
         """Raise ``InputDataError`` when a row weight is negative, or when every weight is 0 (nothing to fit)."""
         count = sum(s.negative_weight_count for s in self.summaries)
@@ -117,7 +114,45 @@ class BlockFacts:
 
 
 class BlockedData(BlockFacts):
-    """Blocks (one per partition) cached by Spark, and what is known about them.
+    """Blocks (one per partition) cached by Spark, and what is known about them (:func:`build_blocks`).
+
+    ``cached_by`` is the job of block builders that served (:meth:`~sparkgd.engine.resident.Crew.builders`):
+    its tasks hand their blocks to Spark when they stop, so :meth:`unpersist` waits for it.
+    """
+
+    def __init__(self, rdd: RDD, summaries: list[BlockSummary], columns: tuple[str, str, str] = _ROLES,
+                 builds: Any = None, cached_by: Any = None) -> None:
+        super().__init__(summaries, columns)
+        self.rdd, self.num_partitions = rdd, rdd.getNumPartitions()
+        self.builds = builds  # an accumulator of block builds, rebuilds included (tests count them)
+        self._cached_by = cached_by
+
+    def iteration_sums(self, depth: int, spec: FoldSpec, num_weights: int) -> Any:
+        """Each iteration's sums over these blocks (:class:`~sparkgd.engine.aggregation.IterationSums`), served
+        by the builders the current training call holds for them, if any (:func:`sparkgd.engine.turns.hold`)."""
+        from sparkgd.engine import turns
+        from sparkgd.engine.aggregation import IterationSums
+
+        return IterationSums(self.rdd, depth, spec, num_weights, first=turns.take(self.rdd.id()))
+
+    def hadoop_dirs(self) -> Any:
+        """Checkpoint directories on Spark's Hadoop filesystems."""
+        from sparkgd.engine import fs
+
+        return fs.HadoopDirs(self.rdd.context)
+
+    def unpersist(self, blocking: bool = False) -> None:
+        """Drop the blocks from every executor's block manager (once the tasks that built them have ended)."""
+        if self._cached_by is not None:
+            self._cached_by.thread.join()
+        self.rdd.unpersist(blocking)
+
+
+def build_blocks(data: RDD, storage_level: StorageLevel | None = None, columns: tuple[str, str, str] = _ROLES,
+                 moments: bool = False,
+                 build: Callable[[int, Iterable[Any], tuple[str, str, str]], Block] | None = None,
+                 builders: resident.Crew | None = None) -> BlockedData:
+    """Build and cache one block per partition of ``data`` with one job, which the JVM counts.
 
     Parameters
     ----------
@@ -133,67 +168,43 @@ class BlockedData(BlockFacts):
     build : callable, optional
         ``build(partition, items, columns) -> Block``; :func:`~sparkgd.core.block.build_block`
         by default, :func:`sparkgd.engine.arrow.build_block_from_batches` for Arrow batches.
-    serve : bool
-        Let the tasks that build the blocks stay up and serve the first :meth:`iteration_sums` when
-        they can (:class:`~sparkgd.engine.resident.FirstTasks`); for training calls, which end
-        with :meth:`release_tasks`.
+    builders : Crew, optional
+        Tasks to build the blocks and stay up (:meth:`~sparkgd.engine.resident.Crew.builders`); the
+        caller owns them: on return they wait for a plan (``builders.state``) or have ended.
     """
+    sc = data.context
+    found = sc.accumulator([], _Collect())
+    builds = sc.accumulator(0)
+    if storage_level is None:
+        storage_level = data.getStorageLevel() if data.is_cached else StorageLevel.MEMORY_AND_DISK
+    rdd: RDD = data.mapPartitionsWithIndex(functools.partial(
+        _blocks_of, columns=columns, build=build or build_block, summaries=found, builds=builds,
+        moments=moments, serve=builders and builders.serve_first)).persist(storage_level)
+    rdd.setName(f"sparkgd blocks of RDD {data.id()}")
+    _spark.detach(rdd)  # kept blocks must not keep their input's Python object alive
+    if builders is None:
+        _spark.jvm_count(rdd)
+    else:
+        told = builders.build(rdd)  # None: they did not all wait, and the job ran as a plain build
+        if told is not None:
+            return BlockedData(rdd, told, columns, builds, cached_by=builders.job)
+    by_partition = {s.partition: s for s in found.value}
+    if len(by_partition) != rdd.getNumPartitions():  # not expected: then summarize the blocks again
+        again = rdd.map(functools.partial(summarize, moments=moments)).collect()
+        by_partition = {s.partition: s for s in again}
+    return BlockedData(rdd, [by_partition[p] for p in sorted(by_partition)], columns, builds)
 
-    def __init__(self, data: RDD, storage_level: StorageLevel | None = None,
-                 columns: tuple[str, str, str] = _ROLES, moments: bool = False,
-                 build: Callable[[int, Iterable[Any], tuple[str, str, str]], Block] | None = None,
-                 serve: bool = False) -> None:
-        self.columns = columns
-        sc = data.context
-        found = sc.accumulator([], _Collect())
-        self.builds = sc.accumulator(0)  # block builds, rebuilds included (tests count them)
-        if storage_level is None:
-            storage_level = data.getStorageLevel() if data.is_cached else StorageLevel.MEMORY_AND_DISK
-        first = resident.FirstTasks.open(sc, data.getNumPartitions()) if serve else None
-        self.rdd: RDD = data.mapPartitionsWithIndex(functools.partial(
-            _blocks_of, columns=columns, build=build or build_block, summaries=found, builds=self.builds,
-            moments=moments, serve=first and first.spec)).persist(storage_level)
-        self.rdd.setName(f"sparkgd blocks of RDD {data.id()}")
-        _spark.detach(self.rdd)  # kept blocks must not keep their input's Python object alive
-        self.num_partitions = self.rdd.getNumPartitions()
-        self._first: resident.FirstTasks | None = None
-        self._build_job: Any = None  # the job of the tasks that built the blocks, and served (FirstTasks)
-        if first is None:
-            _spark.jvm_count(self.rdd)
-        else:
-            told = first.run(self.rdd)  # None: they did not all wait, and the job ran as a plain build
-            if told is not None:
-                self._first, self._build_job, self.summaries = first, first.job, told
-                return
-        by_partition = {s.partition: s for s in found.value}
-        if len(by_partition) != self.num_partitions:  # not expected: then summarize the blocks again
-            again = self.rdd.map(functools.partial(summarize, moments=moments)).collect()
-            by_partition = {s.partition: s for s in again}
-        self.summaries: list[BlockSummary] = [by_partition[p] for p in sorted(by_partition)]
 
-    def iteration_sums(self, depth: int, spec: FoldSpec, num_weights: int) -> Any:
-        """Each iteration's sums over these blocks (:class:`~sparkgd.engine.aggregation.IterationSums`)."""
-        from sparkgd.engine.aggregation import IterationSums
+def build_for_call(data: RDD, **kwargs: Any) -> BlockedData:
+    """:func:`build_blocks` by builders that the current training call holds (:func:`sparkgd.engine.turns.hold`)
+    until its first :meth:`~BlockedData.iteration_sums` takes them; a plain build outside a training call."""
+    from sparkgd.engine import turns
 
-        first, self._first = self._first, None
-        return IterationSums(self.rdd, depth, spec, num_weights, first=first)
-
-    def release_tasks(self) -> None:
-        first, self._first = self._first, None
-        if first is not None:
-            first.release(raise_error=False)
-
-    def hadoop_dirs(self) -> Any:
-        """Checkpoint directories on Spark's Hadoop filesystems."""
-        from sparkgd.engine import fs
-
-        return fs.HadoopDirs(self.rdd.context)
-
-    def unpersist(self, blocking: bool = False) -> None:
-        """Drop the blocks from every executor's block manager (once the tasks that built them have ended)."""
-        if self._build_job is not None:
-            self._build_job.thread.join()
-        self.rdd.unpersist(blocking)
+    builders = resident.Crew.builders(data.context, data.getNumPartitions()) if turns.current() else None
+    blocks = build_blocks(data, builders=builders, **kwargs)
+    if builders is not None and builders.state is resident.State.WAITING:
+        turns.hold(blocks.rdd.id(), builders)
+    return blocks
 
 
 def feature_mean_std(blocks: BlockFacts) -> tuple[np.ndarray, np.ndarray]:

@@ -9,6 +9,15 @@ end sends a fresh nonce ``n_s``; the connecting end answers with its index ``i``
 ``x``, its own nonce ``n_c`` and ``HMAC-SHA256(K, "sparkgd-c" || n_s || n_c || i || x)``; the
 accepting end checks it and proves itself with ``HMAC-SHA256(K, "sparkgd-s" || n_c || n_s)``.
 The secret never crosses the socket, and a recorded answer is useless against another nonce.
+
+Every frame after the handshake is sealed (:class:`Link`): AES-256-GCM (``cryptography``) under a
+key for its direction, ``HMAC-SHA256(K, "sparkgd-up" | "sparkgd-down" || n_s || n_c)``, fresh for
+each connection; the nonce is the frame's sequence number in that direction and the header (kind,
+length) is authenticated data. A frame altered, replayed, reordered, moved to the other direction
+or to another connection fails its tag and is refused (:class:`ChannelError`); nothing of the
+weights or sums crosses the wire in clear, whether or not Spark encrypts its own traffic (at
+1 us a frame for 41 weights, 4.6 ms for an 8 MB one, encrypting always is cheaper than a second
+code path to test).
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ import json
 import os
 import socket
 import struct
-from typing import Callable
+from typing import Callable, Union
 
 import numpy as np
 
@@ -39,11 +48,63 @@ NONCE = 32
 CHALLENGE, ANSWER, PROOF, ADDRESS, SETUP, ITERATION, PIECES, STOP, SUMMARY, PLAN = range(1, 11)
 
 
+TAG = 16  # bytes of an AES-GCM tag
+
+
 class ChannelError(Exception):
     """A peer broke the protocol (bad MAC, unexpected frame, wrong size) or went away."""
 
 
-def send(sock: socket.socket, kind: int, payload: bytes | memoryview = b"") -> None:
+class Link:
+    """A connection after the handshake: every frame sealed for its direction and sequence number."""
+
+    def __init__(self, sock: socket.socket, send_key: bytes, recv_key: bytes) -> None:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        self.sock = sock
+        self._seal, self._open = AESGCM(send_key), AESGCM(recv_key)
+        self._sent = self._received = 0
+
+    def send(self, kind: int, payload: bytes | memoryview = b"") -> None:
+        header = HEADER.pack(kind, len(payload) + TAG)
+        sealed = self._seal.encrypt(self._sent.to_bytes(12, "little"), bytes(payload), header)
+        self._sent += 1
+        self.sock.sendall(header + sealed)
+
+    def recv(self, kinds: tuple[int, ...], max_len: int, alive: Callable[[], bool] | None = None
+             ) -> tuple[int, bytearray]:
+        from cryptography.exceptions import InvalidTag
+
+        raw = _recv_exact(self.sock, HEADER.size, alive)
+        kind, n = HEADER.unpack(raw)
+        if kind not in kinds:
+            raise ChannelError(f"unexpected frame kind {kind} (expected one of {kinds})")
+        if n < TAG or n > max_len + TAG:
+            raise ChannelError(f"a sealed frame of {n} bytes, expected at most {max_len + TAG}")
+        sealed = _recv_exact(self.sock, n, alive)
+        try:
+            payload = self._open.decrypt(self._received.to_bytes(12, "little"), bytes(sealed), bytes(raw))
+        except InvalidTag:
+            raise ChannelError("a frame failed its check (altered, replayed, reordered or not ours)") from None
+        self._received += 1
+        return kind, bytearray(payload)
+
+    def settimeout(self, value: float | None) -> None:
+        self.sock.settimeout(value)
+
+    def getsockname(self) -> tuple:
+        return self.sock.getsockname()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+Conn = Union[socket.socket, Link]
+
+
+def send(sock: Conn, kind: int, payload: bytes | memoryview = b"") -> None:
+    if isinstance(sock, Link):
+        return sock.send(kind, payload)
     sock.sendall(HEADER.pack(kind, len(payload)))
     if len(payload):
         sock.sendall(payload)
@@ -68,9 +129,11 @@ def _recv_exact(sock: socket.socket, n: int, alive: Callable[[], bool] | None) -
     return buf
 
 
-def recv(sock: socket.socket, kinds: tuple[int, ...], max_len: int,
+def recv(sock: Conn, kinds: tuple[int, ...], max_len: int,
          alive: Callable[[], bool] | None = None) -> tuple[int, bytearray]:
     """One frame of one of ``kinds`` whose payload is at most ``max_len`` bytes."""
+    if isinstance(sock, Link):
+        return sock.recv(kinds, max_len, alive)
     kind, n = HEADER.unpack(_recv_exact(sock, HEADER.size, alive))
     if kind not in kinds:
         raise ChannelError(f"unexpected frame kind {kind} (expected one of {kinds})")
@@ -83,8 +146,14 @@ def _mac(secret: bytes, *parts: bytes) -> bytes:
     return hmac.new(secret, b"".join(parts), hashlib.sha256).digest()
 
 
-def accept_handshake(conn: socket.socket, secret: bytes) -> tuple[int, int]:
-    """The accepting end: challenge the peer; return its ``(index, extra)`` once it proved the secret."""
+def _keys(secret: bytes, nonce_s: bytes, nonce_c: bytes) -> tuple[bytes, bytes]:
+    """The connection's keys: (connecting -> accepting end, accepting -> connecting end)."""
+    return _mac(secret, b"sparkgd-up", nonce_s, nonce_c), _mac(secret, b"sparkgd-down", nonce_s, nonce_c)
+
+
+def accept_handshake(conn: socket.socket, secret: bytes) -> tuple[int, int, Link]:
+    """The accepting end: challenge the peer; return its ``(index, extra)`` once it proved the secret, and the
+    sealed :class:`Link` over ``conn``."""
     nonce_s = os.urandom(NONCE)
     send(conn, CHALLENGE, nonce_s)
     _, answer = recv(conn, (ANSWER,), _HELLO.size)
@@ -94,11 +163,12 @@ def accept_handshake(conn: socket.socket, secret: bytes) -> tuple[int, int]:
     if not hmac.compare_digest(mac, _mac(secret, b"sparkgd-c", nonce_s, nonce_c, struct.pack("<qq", index, extra))):
         raise ChannelError("the peer does not know the secret")
     send(conn, PROOF, _mac(secret, b"sparkgd-s", nonce_c, nonce_s))
-    return index, extra
+    up, down = _keys(secret, nonce_s, nonce_c)
+    return index, extra, Link(conn, down, up)
 
 
-def connect_handshake(sock: socket.socket, secret: bytes, index: int, extra: int = 0) -> None:
-    """The connecting end: answer the challenge and check the accepting end's proof."""
+def connect_handshake(sock: socket.socket, secret: bytes, index: int, extra: int = 0) -> Link:
+    """The connecting end: answer the challenge and check the accepting end's proof; the sealed :class:`Link`."""
     _, nonce_s = recv(sock, (CHALLENGE,), NONCE)
     if len(nonce_s) != NONCE:
         raise ChannelError("a challenge of the wrong size")
@@ -108,6 +178,8 @@ def connect_handshake(sock: socket.socket, secret: bytes, index: int, extra: int
     _, proof = recv(sock, (PROOF,), 32)
     if not hmac.compare_digest(bytes(proof), _mac(secret, b"sparkgd-s", nonce_c, bytes(nonce_s))):
         raise ChannelError("the accepting end does not know the secret")
+    up, down = _keys(secret, bytes(nonce_s), nonce_c)
+    return Link(sock, up, down)
 
 
 def encode_address(host: str, port: int) -> bytes:

@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import socket
 import sys
+import time
 from typing import Any, Iterable
 
 import numpy as np
@@ -31,6 +32,7 @@ from sparkgd.engine.channel import (
     STOP,
     SUMMARY,
     ChannelError,
+    Link,
     accept_handshake,
     connect_handshake,
     decode_address,
@@ -62,12 +64,12 @@ def bind(host: str, first_port: int, retries: int = 16) -> socket.socket:
 
 
 def admit(conn: socket.socket, peer: Any, secret: bytes, indices: range, taken: Iterable[int], who: str
-           ) -> int | None:
-    """The task index ``conn`` proves with the secret, or ``None`` (logged, closed) for a wrong secret,
-    an index outside ``indices`` or one already ``taken``."""
+           ) -> tuple[int, Link] | None:
+    """The task index ``conn`` proves with the secret and the sealed link, or ``None`` (logged, closed) for a
+    wrong secret, an index outside ``indices`` or one already ``taken``."""
     conn.settimeout(timeouts.HANDSHAKE)
     try:
-        index, _ = accept_handshake(conn, secret)
+        index, _, link = accept_handshake(conn, secret)
     except (ChannelError, OSError) as e:
         log.warning("%s: refused a connection from %s: %s", who, peer, e)
         conn.close()
@@ -77,18 +79,18 @@ def admit(conn: socket.socket, peer: Any, secret: bytes, indices: range, taken: 
         conn.close()
         return None
     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return index
+    return index, link
 
 
-def accept_children(server: socket.socket, secret: bytes, count: int) -> list[socket.socket]:
+def accept_children(server: socket.socket, secret: bytes, count: int) -> list[Link]:
     server.settimeout(timeouts.CHILDREN)
-    conns: dict[int, socket.socket] = {}
+    conns: dict[int, Link] = {}
     while len(conns) < count:
         conn, peer = server.accept()
-        index = admit(conn, peer, secret, range(1, count + 1), conns, "sparkgd resident root")
-        if index is not None:
-            conn.settimeout(None)
-            conns[index] = conn
+        admitted = admit(conn, peer, secret, range(1, count + 1), conns, "sparkgd resident root")
+        if admitted is not None:
+            admitted[1].settimeout(None)
+            conns[admitted[0]] = admitted[1]
     return [conns[i] for i in sorted(conns)]
 
 
@@ -99,17 +101,32 @@ def _fold(blocks: list[Block], tree: CombineTree, weights: np.ndarray, seed: int
 
 def serve(task: int, rows: Any, *, driver: tuple[str, int], secret: bytes, spec: FoldSpec, num_partitions: int,
            depth: int, num_weights: int, port: int, num_tasks: int) -> list:
-    """A resident task: hold the blocks, then fold them for every iteration until told to stop."""
+    """A resident task: hold the blocks, then fold them for every iteration until told to stop.
+
+    Only a task's first attempt serves. Another attempt is a speculative copy (the original still
+    serves) or a retry (the original was lost and the driver has gone on with Spark jobs): it
+    reads no block and waits until Spark kills it, when the original succeeds or the driver
+    cancels the job. Ending sooner would make Spark kill the original, failing would count
+    against the task.
+    """
+    from pyspark import TaskContext
+
+    ctx = TaskContext.get()
+    if ctx is not None and ctx.attemptNumber() > 0:
+        print(f"sparkgd: attempt {ctx.attemptNumber()} of resident task {task} waits for the job's end",
+              file=sys.stderr)
+        while True:
+            time.sleep(timeouts.COPY_POLL)
     blocks = list(rows)  # read once from Spark's block manager; consumed, so the Python worker can be reused
     with socket.create_connection(driver, timeout=timeouts.CONNECT) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        connect_handshake(sock, secret, task, len(blocks))
-        work(sock, task, blocks, secret=secret, spec=spec, tree=CombineTree(num_partitions, depth),
+        link = connect_handshake(sock, secret, task, len(blocks))
+        work(link, task, blocks, secret=secret, spec=spec, tree=CombineTree(num_partitions, depth),
               num_weights=num_weights, port=port, num_tasks=num_tasks)
     return []
 
 
-def work(sock: socket.socket, task: int, blocks: list[Block], *, secret: bytes, spec: FoldSpec, tree: CombineTree,
+def work(sock: Link, task: int, blocks: list[Block], *, secret: bytes, spec: FoldSpec, tree: CombineTree,
           num_weights: int, port: int, num_tasks: int) -> None:
     """From a handshaken connection to the driver on: task 0 is the root, the others connect to it."""
     frame_max = iteration_size(num_weights)
@@ -133,7 +150,7 @@ def work(sock: socket.socket, task: int, blocks: list[Block], *, secret: bytes, 
         sock.close()
     with socket.create_connection(decode_address(address), timeout=timeouts.CONNECT) as root:
         root.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        connect_handshake(root, secret, task)
+        root = connect_handshake(root, secret, task)
         root.settimeout(None)
         while True:
             try:
@@ -146,7 +163,7 @@ def work(sock: socket.socket, task: int, blocks: list[Block], *, secret: bytes, 
             send(root, PIECES, encode_pieces(_fold(blocks, tree, weights, seed, spec)))
 
 
-def _root_loop(sock: socket.socket, children: list[socket.socket], blocks: list[Block], tree: CombineTree,
+def _root_loop(sock: Link, children: list[Link], blocks: list[Block], tree: CombineTree,
                spec: FoldSpec, num_weights: int, frame_max: int) -> None:
     piece_max = pieces_size(tree.num_partitions, num_weights)
     while True:
@@ -171,7 +188,7 @@ def _root_loop(sock: socket.socket, children: list[socket.socket], blocks: list[
 
 @dataclasses.dataclass(frozen=True)
 class ServeFirst:
-    """What a block-building task needs to stay up as a resident task (:class:`FirstTasks`)."""
+    """What a block-building task needs to stay up as a resident task (``resident.Crew.builders``)."""
 
     driver: tuple[str, int]
     secret: bytes
@@ -190,18 +207,18 @@ class ServeFirst:
         try:
             sock = socket.create_connection(self.driver, timeout=timeouts.CONNECT)
         except OSError:
-            return  # the driver no longer waits for the builders (FirstTasks.run gave up): a plain build
+            return  # the driver no longer waits for the builders (Crew.build gave up): a plain build
         try:
             with sock:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                connect_handshake(sock, self.secret, block.partition)
-                send(sock, SUMMARY, summary_to_json(summary).encode())
-                sock.settimeout(None)  # the driver checks the data before it plans: as long as that takes
-                kind, frame = recv(sock, (PLAN, STOP), 1 << 30)
+                link = connect_handshake(sock, self.secret, block.partition)
+                send(link, SUMMARY, summary_to_json(summary).encode())
+                link.settimeout(None)  # the driver checks the data before it plans: as long as that takes
+                kind, frame = recv(link, (PLAN, STOP), 1 << 30)
                 if kind == STOP:
                     return
                 spec, depth, num_weights, port = decode_plan(frame)
-                work(sock, block.partition, [block], secret=self.secret, spec=spec,
+                work(link, block.partition, [block], secret=self.secret, spec=spec,
                       tree=CombineTree(self.num_partitions, depth), num_weights=num_weights, port=port,
                       num_tasks=self.num_partitions)
         except Exception as e:  # the driver sees the channel break and goes on with Spark jobs

@@ -35,7 +35,7 @@ from sparkgd.core.schedules import StepSize, as_schedule
 from sparkgd.core.state import SGDResult, SGDState, as_weights, check_loop_params, check_params
 from sparkgd.core.updaters import Updater
 from sparkgd.engine import fs
-from sparkgd.engine.blocks import BlockedData
+from sparkgd.engine.blocks import BlockedData, build_for_call
 from sparkgd.engine.reuse import blocks_for
 from sparkgd.engine.turns import training_call
 
@@ -325,7 +325,7 @@ def run_minibatch_sgd(data: RDD | BlockedData, gradient: Gradient, updater: Upda
     check_loop_params(bool(optimizer and optimizer.full_batch), mini_batch_fraction, average_from,
                       validation_fraction, n_iter_no_change)
     given = contextlib.nullcontext(data) if isinstance(data, BlockedData) else None
-    with training_call(), given or blocks_for(data, lambda: BlockedData(data, serve=True)) as blocks:
+    with training_call(), given or blocks_for(data, lambda: build_for_call(data)) as blocks:
         d = blocks.num_features
         k = gradient.num_sets  # K coefficient vectors, row by row, for the multinomial loss
         w0 = np.zeros((d or 0) * k) if initial_weights is None else as_weights(

@@ -10,12 +10,13 @@ blocks to Python). MLlib pays that once per iteration. Resident tasks pay it onc
   start within two seconds, the job is cancelled. Each task reads
   its blocks once from Spark's block manager and holds them in memory until the call ends;
   nothing is written anywhere. On a call's first blocks the tasks that build them can serve
-  instead, and hand their blocks to Spark at the end (:class:`FirstTasks`).
+  instead, and hand their blocks to Spark at the end (:meth:`Crew.builders`).
 * **Channel.** Every task connects to a socket on the driver (``spark.sparkgd.resident.port``,
   any free port by default) and proves a per-call secret by challenge-response
-  (:mod:`sparkgd.engine.channel`); only fixed binary frames follow, never a pickle. One
-  connection per task index: a second is refused and logged. When Spark encrypts its RPC, the
-  tasks stay off with one log line, since this channel is not encrypted.
+  (:mod:`sparkgd.engine.channel`); only fixed binary frames follow, never a pickle, each sealed
+  with AES-GCM under a key of its connection and direction. One connection per task index: a
+  second is refused and logged. A second attempt of a task (a speculative copy, a retry) never
+  serves; with dynamic allocation they use the executors present when they start.
 * **Traffic.** Task 0 is the root: the others connect to it the same way. Per iteration the
   driver sends the seed and the weights to the root only, which forwards them; each task folds
   its blocks into the largest whole subtrees of the :class:`~sparkgd.core.tree.CombineTree` it
@@ -35,6 +36,7 @@ job and the caller runs the iteration in flight, and the next ones, as Spark job
 from __future__ import annotations
 
 import atexit
+import enum
 import functools
 import logging
 import secrets
@@ -60,6 +62,7 @@ from sparkgd.engine.channel import (
     STOP,
     SUMMARY,
     ChannelError,
+    Link,
     decode_address,
     decode_pieces,
     encode_iteration,
@@ -73,7 +76,6 @@ from sparkgd.engine.executor import SERVE, ServeFirst, admit, bind, serve
 log = logging.getLogger("sparkgd")
 ENABLED = "spark.sparkgd.residentTasks"  # "false" turns resident tasks off (SparkConf or session conf)
 PORT = "spark.sparkgd.resident.port"  # first port to try, as spark.driver.port; 0 (default): any free port
-_ENCRYPTION = ("spark.network.crypto.enabled", "spark.ssl.rpc.enabled", "spark.ssl.enabled")
 
 
 class Lost(Exception):
@@ -120,18 +122,22 @@ def seconds(sc: SparkContext, key: str, default: float) -> float:
 
 
 def off_reason(sc: SparkContext) -> str | None:
-    """Why resident tasks cannot run in this application, or ``None`` when they can."""
+    """Why resident tasks cannot run in this application, or ``None`` when they can.
+
+    Dynamic allocation, speculation and Spark's encryption leave them on: they use the executors
+    present when they start (one removed is a lost task: the call goes on with Spark jobs), a
+    second attempt of a resident task never serves (:func:`~sparkgd.engine.executor.serve`), and
+    every frame of their channel is sealed (:class:`~sparkgd.engine.channel.Link`).
+    """
     if _conf(sc, ENABLED, "true").lower() == "false":
         return f"{ENABLED}=false"
-    conf = spark_conf(sc)
-    if conf.get("spark.dynamicAllocation.enabled", "false").lower() == "true" and not sc.master.startswith("local"):
-        return "dynamic allocation is on (tasks that hold executors would keep them from scaling down)"
-    if conf.get("spark.speculation", "false").lower() == "true":
-        return "spark.speculation=true (a speculative copy of a resident task would be refused and fail)"
-    for key in _ENCRYPTION:
-        if conf.get(key, "false").lower() == "true":
-            return f"{key}=true: Spark encrypts its traffic and the resident channel is not encrypted"
     return None
+
+
+def _speculating(sc: SparkContext) -> bool:
+    """With speculation a copy of a block-building task could end first and make Spark kill the builder that
+    waits to serve: the blocks are then built by a plain job (copies of it are harmless)."""
+    return spark_conf(sc).get("spark.speculation", "false").lower() == "true"
 
 
 class _Job:
@@ -222,243 +228,186 @@ def _driver_address(sc: SparkContext) -> tuple[str, socket.socket]:
     return host, server
 
 
-class FirstTasks:
-    """The tasks of the job that builds the blocks, kept up to serve the training call's iterations.
+class State(enum.Enum):
+    """Where a :class:`Crew` is: its job's tasks connecting, waiting with their blocks for a plan (builders
+    only), serving iterations, handed over to other work of the application, or stopped."""
 
-    Otherwise the blocks are built by one job and resident tasks start in another, which reads
-    every block back from the block manager (0.2-0.5 s per 80 MB block on a laptop). When every
-    partition can have a slot at once and no other job runs, each building task instead sends its
-    block's summary to the driver over the resident channel and waits: for a plan (what
-    :class:`ResidentTasks` would have in its closure), then serves as a resident task; or for STOP.
-    Only then does it hand its block to Spark, which caches it. A block rebuilt later (a lost
-    block, a retried task, any other job) is cached and nothing more: only the first attempt of a
-    task of this job (local property :data:`SERVE`) waits. While they wait, other jobs of the
-    application that want slots make them hand the blocks over and end, as resident tasks do.
+    STARTING = "starting"
+    WAITING = "waiting"
+    SERVING = "serving"
+    HANDED_OVER = "handed over"
+    STOPPED = "stopped"
+
+
+class Crew:
+    """The tasks of one Spark job that serve a training call's iterations over the resident channel.
+
+    Two ways to start, which differ only in how the connections arrive (one accept loop takes
+    both): :meth:`start` submits a job over the cached blocks whose tasks have the plan in their
+    closure; :meth:`builders` readies the job that builds the blocks, whose tasks connect with
+    their block's summary and wait (:attr:`State.WAITING`) until :meth:`serve` sends them the
+    plan or :meth:`release` lets them hand their blocks to Spark.
+
+    Building the blocks in one job and starting resident tasks in another reads every block back
+    from the block manager (0.2-0.5 s per 80 MB block on a laptop); builders that serve skip
+    that. Only the first attempt of a task of the build job (local property :data:`SERVE`) waits:
+    a block rebuilt later (a lost block, a retried task, any other job) is just cached. While the
+    crew waits or serves, one watcher hands the slots over when another job of the application
+    has had tasks waiting for them (:class:`_HandOverClock`); the call then goes on with one
+    Spark job per iteration.
     """
 
-    def __init__(self, sc: SparkContext, num_partitions: int) -> None:
-        self.sc, self.num_partitions = sc, num_partitions
-        self.tag = f"sparkgd-build-{uuid.uuid4().hex}"
+    def __init__(self, sc: SparkContext, tag: str, num_tasks: int, builders: bool) -> None:
+        self.sc, self.tag, self.num_tasks, self.builders = sc, tag, num_tasks, builders
+        self.state = State.STARTING
+        self.who = "sparkgd block builders" if builders else "resident tasks"  # in log lines
         host, self._server = _driver_address(sc)
-        self.spec = ServeFirst((host, self._server.getsockname()[1]), secrets.token_bytes(32), uuid.uuid4().hex,
-                               num_partitions)
-        self._conns: dict[int, socket.socket] = {}
-        self._lock = threading.Lock()
-        self._stopped = threading.Event()
+        self.address = (host, self._server.getsockname()[1])
+        self.secret = secrets.token_bytes(32)
         self.job: _Job | None = None
+        self._conns: dict[int, Link] = {}  # every task's connection while WAITING
+        self._root: Link | None = None  # the root's while SERVING
+        self._tree: CombineTree | None = None
+        self._d = 0
+        self._lock = threading.Lock()  # held by an iteration in flight and by every change of state
+        self._wake = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    # -- the two starts --------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, sc: SparkContext, num_partitions: int) -> FirstTasks | None:
-        """Ready to build ``num_partitions`` blocks, or ``None`` when resident tasks are off, another job
-        runs, or there are fewer free slots than partitions (the blocks are then built by a plain job)."""
-        if num_partitions < 1 or off_reason(sc) is not None or sc.statusTracker().getActiveJobsIds():
+    def start(cls, sc: SparkContext, blocks_rdd: RDD, num_tasks: int, depth: int, spec: FoldSpec,
+              num_weights: int, timeout: float | None = None) -> Crew:
+        """``num_tasks`` tasks over ``blocks_rdd``, serving; :class:`Lost` when they cannot start (no
+        connection in ``timeout`` seconds, the job failed, or another job started waiting meanwhile)."""
+        try:
+            crew = cls(sc, f"sparkgd-resident-{uuid.uuid4().hex}", num_tasks, builders=False)
+        except OSError as e:
+            raise Lost(f"cannot listen on the driver: {e}") from None
+        crew._tree, crew._d = CombineTree(blocks_rdd.getNumPartitions(), depth), num_weights
+        source = blocks_rdd if num_tasks == blocks_rdd.getNumPartitions() else blocks_rdd.coalesce(num_tasks)
+        job = source.mapPartitionsWithIndex(functools.partial(
+            serve, driver=crew.address, secret=crew.secret, spec=spec, num_partitions=crew._tree.num_partitions,
+            depth=depth, num_weights=num_weights, port=int(_conf(sc, PORT, "0")), num_tasks=num_tasks))
+        if _waiting(sc, crew.tag, ours=False):
+            crew._server.close()
+            raise Lost("another job of the application is waiting for slots", busy=True)
+        crew._submit(job.collect, {})
+        try:
+            wait = seconds(sc, timeouts.START_KEY, timeouts.START) if timeout is None else timeout
+            crew._link(crew._accept(time.monotonic() + wait))
+        except BaseException:
+            crew.stop(cancel=True)
+            raise
+        log.info("resident tasks: %d tasks serve the %d partitions for every iteration of this training call",
+                 num_tasks, crew._tree.num_partitions)
+        return crew
+
+    @classmethod
+    def builders(cls, sc: SparkContext, num_partitions: int) -> Crew | None:
+        """A crew to build ``num_partitions`` blocks with :attr:`serve_first` and wait, or ``None`` when resident
+        tasks are off, another job runs, or there are fewer free slots than partitions (a plain build then)."""
+        if (num_partitions < 1 or off_reason(sc) is not None or _speculating(sc)
+                or sc.statusTracker().getActiveJobsIds()):
             return None
         free = _spark.free_slots(sc)
         if free is None or free < num_partitions:
             return None
         try:
-            return cls(sc, num_partitions)
+            crew = cls(sc, f"sparkgd-build-{uuid.uuid4().hex}", num_partitions, builders=True)
         except OSError:
             return None
+        crew.serve_first = ServeFirst(crew.address, crew.secret, uuid.uuid4().hex, num_partitions)
+        return crew
 
-    def run(self, rdd: RDD) -> list[BlockSummary] | None:
-        """Compute ``rdd`` (the blocks, built with :attr:`spec`) and return every block's summary once all its
-        tasks wait; ``None`` when some task did not start in time or could not report (its job then runs to
-        the end as a plain build, whose errors are raised here)."""
-        self.job = _Job(self.sc, self.tag, lambda: _spark.jvm_count(rdd), {SERVE: self.spec.token})
-        self.job.thread.start()
+    def build(self, rdd: RDD) -> list[BlockSummary] | None:
+        """Compute ``rdd`` (blocks built with :attr:`serve_first`) and return every block's summary once all its
+        tasks wait; ``None`` when some task did not start or report in time (its job then runs to the end as a
+        plain build, whose error is raised here)."""
         summaries: dict[int, BlockSummary] = {}
-        started = time.monotonic()
+
+        def summary(index: int, conn: Link) -> None:
+            conn.settimeout(timeouts.SUMMARY)
+            try:
+                summaries[index] = summary_from_json(recv(conn, (SUMMARY,), 1 << 30)[1])
+            except (ValueError, TypeError, KeyError) as e:
+                raise ChannelError(f"task {index} sent a bad summary ({e})") from None
+
+        self._submit(lambda: _spark.jvm_count(rdd), {SERVE: self.serve_first.token})
         try:
-            while len(self._conns) < self.num_partitions and self.job.thread.is_alive():
-                if time.monotonic() > started + timeouts.BUSY_AFTER and _waiting(self.sc, self.tag, ours=True):
-                    log.debug("sparkgd: not every block-building task could start; the blocks are built by a plain job")
-                    break
-                try:
-                    conn, peer = self._server.accept()
-                except TimeoutError:
-                    continue
-                index = admit(conn, peer, self.spec.secret, range(self.num_partitions), self._conns,
-                               "sparkgd block builders")
-                if index is None:
-                    continue
-                try:
-                    conn.settimeout(timeouts.SUMMARY)
-                    _, payload = recv(conn, (SUMMARY,), 1 << 30)
-                    summaries[index] = summary_from_json(payload)
-                except (ChannelError, OSError, ValueError, TypeError, KeyError) as e:
-                    log.warning("sparkgd block builders: task %d sent no summary (%s)", index, e)
-                    conn.close()
-                    break
-                self._conns[index] = conn
-        finally:
-            self._server.close()
-        if len(self._conns) < self.num_partitions:
+            conns = self._accept(None, summary)
+        except Lost as e:
+            (log.debug if e.busy else log.info)("sparkgd block builders: %s; the blocks are built by a plain job", e)
             self.release()
             return None
-        threading.Thread(target=self._watch, daemon=True).start()
-        return [summaries[p] for p in range(self.num_partitions)]
-
-    def take(self) -> dict[int, socket.socket] | None:
-        """The waiting tasks' connections, for :meth:`ResidentTasks.adopt`; ``None`` if they were released."""
         with self._lock:
-            self._stopped.set()
-            conns, self._conns = self._conns, {}
-            return conns or None
+            self._conns, self.state = conns, State.WAITING
+        self._watch()
+        return [summaries[p] for p in range(self.num_tasks)]
 
-    def _watch(self) -> None:
-        clock = _HandOverClock(self.sc, self.tag)
-        while not self._stopped.wait(timeouts.WATCH_POLL):
-            if clock.due():
-                with self._lock:
-                    if not self._stopped.is_set():
-                        log.info("sparkgd block builders: another job wants their slots; they hand the blocks over")
-                        self._stop_tasks()
-                return
-
-    def _stop_tasks(self) -> None:
-        self._stopped.set()
-        for conn in self._conns.values():
-            try:
-                conn.settimeout(timeouts.STOP_SEND)
-                send(conn, STOP)
-            except OSError:
-                pass
-            conn.close()
-        self._conns = {}
-
-    def release(self, raise_error: bool = True) -> None:
-        """Let the waiting tasks hand their blocks to Spark, and wait for the job's end (its error is raised)."""
+    def serve(self, depth: int, spec: FoldSpec, num_weights: int) -> None:
+        """Make the waiting builders serve this call; :class:`Lost` when they cannot (they then hand their
+        blocks to Spark and end)."""
+        plan = encode_plan(spec, depth, num_weights, int(_conf(self.sc, PORT, "0")))
         with self._lock:
-            self._stop_tasks()
-        if self.job is None:
-            return
-        self.job.thread.join()
-        if self.job.error is not None:
-            if raise_error:
-                raise self.job.error
-            log.warning("sparkgd block builders: their job failed: %s", _short(self.job.error))
-
-
-class ResidentTasks:
-    """``num_tasks`` tasks over ``blocks_rdd`` that return each iteration's combined sums.
-
-    Raises :class:`Lost` when they cannot start (no connection in ``timeout`` seconds, the job
-    failed, or another job of the application started waiting meanwhile). :meth:`adopt` makes
-    them of the :class:`FirstTasks` that built the blocks instead.
-    """
-
-    def __init__(self, sc: SparkContext, blocks_rdd: RDD, num_tasks: int, depth: int, spec: FoldSpec,
-                 num_weights: int, timeout: float | None = None) -> None:
-        self._setup(sc, f"sparkgd-resident-{uuid.uuid4().hex}", CombineTree(blocks_rdd.getNumPartitions(), depth),
-                    num_weights)
-        port = int(_conf(sc, PORT, "0"))
-        try:
-            host, self._server = _driver_address(sc)
-        except OSError as e:
-            raise Lost(f"cannot listen on the driver: {e}") from None
-        secret = secrets.token_bytes(32)
-        source = blocks_rdd if num_tasks == blocks_rdd.getNumPartitions() else blocks_rdd.coalesce(num_tasks)
-        job = source.mapPartitionsWithIndex(functools.partial(
-            serve, driver=(host, self._server.getsockname()[1]), secret=secret, spec=spec,
-            num_partitions=self._tree.num_partitions, depth=depth, num_weights=num_weights, port=port,
-            num_tasks=num_tasks))
-        self._job = _Job(sc, self._tag, job.collect, {})
-        if self.waiting_elsewhere():
-            self._server.close()
-            raise Lost("another job of the application is waiting for slots", busy=True)
-        self._job.thread.start()
-        try:
-            start = seconds(sc, timeouts.START_KEY, timeouts.START) if timeout is None else timeout
-            self._root = self._connect(num_tasks, secret, time.monotonic() + start)
-        except BaseException:
-            self.stop(cancel=True)
-            raise
-        finally:
-            self._server.close()
-        self._watch_start()
-        log.info("resident tasks: %d tasks serve the %d partitions for every iteration of this training call",
-                 num_tasks, self._tree.num_partitions)
-
-    @classmethod
-    def adopt(cls, first: FirstTasks, depth: int, spec: FoldSpec, num_weights: int) -> ResidentTasks:
-        """The tasks that built the blocks (and wait), serving from now on; :class:`Lost` when they cannot
-        (they then hand their blocks to Spark and end)."""
-        self = cls.__new__(cls)
-        self._setup(first.sc, first.tag, CombineTree(first.num_partitions, depth), num_weights)
-        plan = encode_plan(spec, depth, num_weights, int(_conf(first.sc, PORT, "0")))
-        conns = first.take() if plan is not None else None
-        if conns is None:
-            first.release(raise_error=False)
-            raise Lost("the tasks that built the blocks cannot serve this call" if plan is None else
-                       "the tasks that built the blocks handed them over")
-        assert first.job is not None
-        self._job, self._builders = first.job, True
+            waiting = self.state is State.WAITING
+            conns, self._conns = (self._conns, {}) if waiting and plan is not None else ({}, self._conns)
+        if not conns:
+            self.release(raise_error=False)
+            raise Lost("the tasks that built the blocks handed them over" if plan is not None and not waiting else
+                       "the tasks that built the blocks cannot serve this call")
+        self._tree, self._d = CombineTree(self.num_tasks, depth), num_weights
         try:
             for conn in conns.values():
                 send(conn, PLAN, plan)
-            self._root = self._link(conns)
+            self._link(conns)
         except BaseException:
             self.stop()
             raise
-        self._watch_start()
         log.info("resident tasks: the %d tasks that built the blocks serve every iteration of this training call",
-                 self._tree.num_partitions)
-        return self
+                 self.num_tasks)
 
-    def _setup(self, sc: SparkContext, tag: str, tree: CombineTree, num_weights: int) -> None:
-        self._sc, self._tag, self._tree, self._d = sc, tag, tree, num_weights
-        self._lock = threading.Lock()
-        self._root: socket.socket | None = None
-        self._builders = False  # the tasks that built the blocks (adopt)
-        self.handed_over = False
+    def _submit(self, action: Callable[[], Any], properties: dict[str, str]) -> None:
+        self.job = _Job(self.sc, self.tag, action, properties)
+        self.job.thread.start()
 
-    def _watch_start(self) -> None:
-        self._stopped = threading.Event()
-        self._watcher = threading.Thread(target=self._watch, daemon=True)
-        self._watcher.start()
-
-    def _alive(self) -> bool:
-        return self._job.thread.is_alive()
-
-    def _ended(self, what: str) -> Lost:
-        self._job.thread.join(timeout=timeouts.JOB_END)  # a broken channel: the job is ending, wait for its outcome
-        error = self._job.error
-        outside = error is not None and not self._job.cancelling and "cancel" in str(error).lower()
-        return Lost(f"{what}: {_short(error)}" if error else what, cancelled=error if outside else None)
-
-    def waiting_elsewhere(self, ours_too: bool = False) -> bool:
-        """Whether a job of the application other than ours (or ours, with ``ours_too``) has tasks that do not run."""
-        return _waiting(self._sc, self._tag, ours_too)
-
-    def _connect(self, num_tasks: int, secret: bytes, deadline: float) -> socket.socket:
-        conns: dict[int, socket.socket] = {}
+    def _accept(self, deadline: float | None,
+                admitted: Callable[[int, Link], None] | None = None) -> dict[int, Link]:
+        """Every task's connection, by task index (``admitted`` reads what a task sends first); :class:`Lost` when
+        the job ends, ``deadline`` passes, or some task waits for a slot after :data:`~timeouts.BUSY_AFTER`."""
+        conns: dict[int, Link] = {}
         started = time.monotonic()
         try:
-            while len(conns) < num_tasks:
+            while len(conns) < self.num_tasks:
                 if not self._alive():
-                    raise self._ended("the resident job ended before its tasks connected")
-                if time.monotonic() > deadline:
-                    raise Lost(f"only {len(conns)} of {num_tasks} resident tasks connected in time")
-                if time.monotonic() > started + timeouts.BUSY_AFTER and self.waiting_elsewhere(ours_too=True):
-                    raise Lost("the slots are busy: not every resident task could start", busy=True)
+                    raise self._ended("the job ended before its tasks connected")
+                if deadline is not None and time.monotonic() > deadline:
+                    raise Lost(f"only {len(conns)} of {self.num_tasks} tasks connected in time")
+                if time.monotonic() > started + timeouts.BUSY_AFTER and _waiting(self.sc, self.tag, ours=True):
+                    raise Lost("the slots are busy: not every task could start", busy=True)
                 try:
                     conn, peer = self._server.accept()
                 except TimeoutError:
                     continue
-                index = admit(conn, peer, secret, range(num_tasks), conns, "resident tasks")
-                if index is not None:
-                    conns[index] = conn
+                got = admit(conn, peer, self.secret, range(self.num_tasks), conns, self.who)
+                if got is None:
+                    continue
+                index, link = got
+                conns[index] = link
+                if admitted is not None:
+                    admitted(index, link)
         except BaseException as e:
             for conn in conns.values():
                 conn.close()
             if isinstance(e, (ChannelError, OSError)):
-                raise Lost(f"resident tasks did not set up: {e}") from None
+                raise Lost(f"the tasks did not set up: {e}") from None
             raise
-        return self._link(conns)
+        finally:
+            self._server.close()
+        return conns
 
-    def _link(self, conns: dict[int, socket.socket]) -> socket.socket:
-        """Tell tasks 1.. where the root (task 0) listens; the driver keeps its connection to the root only."""
+    def _link(self, conns: dict[int, Link]) -> None:
+        """Tell tasks 1.. where the root (task 0) listens; keep the connection to the root only: SERVING."""
         try:
             _, address = recv(conns[0], (ADDRESS,), 1024)
             decode_address(address)
@@ -467,86 +416,132 @@ class ResidentTasks:
                 conns.pop(i).close()
             root = conns.pop(0)
             root.settimeout(timeouts.ROOT_POLL)  # wakes up to check that the job still runs
-            return root
         except (ChannelError, OSError) as e:
             raise Lost(f"resident tasks did not set up: {e}") from None
         finally:
             for conn in conns.values():
                 conn.close()
+        with self._lock:
+            self._root, self.state = root, State.SERVING
+        self._watch()
+
+    # -- serving ---------------------------------------------------------------------------------
 
     def __call__(self, weights: np.ndarray, seed: int) -> Any:
         """The root of the combine tree for these weights and seed (:class:`~sparkgd.core.sums.Sums`)."""
         with self._lock:
-            if self._root is None:
-                raise Lost("the resident tasks handed their slots over to another job")
+            if self.state is not State.SERVING or self._root is None:
+                raise Lost(f"the resident tasks are {self.state.value}")
             if not self._alive():  # cancelled or failed: Python workers may answer until they are killed
-                self._close_root()
+                self._hang_up()
                 raise self._ended("the resident job ended")
             try:
                 send(self._root, ITERATION, encode_iteration(seed, weights))
                 _, payload = recv(self._root, (PIECES,), pieces_size(1, self._d), self._alive)
                 pieces = decode_pieces(payload, self._d)
             except (ChannelError, OSError) as e:
-                self._close_root()
+                self._hang_up()
                 raise self._ended(f"a resident task failed ({e})") from None
+            assert self._tree is not None
             if set(pieces) != {self._tree.root}:
-                self._close_root()
+                self._hang_up()
                 raise Lost("the resident root sent a partial result")
             return pieces[self._tree.root]
 
+    @property
+    def handed_over(self) -> bool:
+        return self.state is State.HANDED_OVER
+
+    def _alive(self) -> bool:
+        return self.job is not None and self.job.thread.is_alive()
+
+    def _ended(self, what: str) -> Lost:
+        assert self.job is not None
+        self.job.thread.join(timeout=timeouts.JOB_END)  # a broken channel: the job is ending, wait for its outcome
+        error = self.job.error
+        outside = error is not None and not self.job.cancelling and _spark.cancelled(error)
+        return Lost(f"{what}: {_short(error)}" if error else what, cancelled=error if outside else None)
+
     def _watch(self) -> None:
-        clock = _HandOverClock(self._sc, self._tag)
-        while not self._stopped.wait(timeouts.WATCH_POLL):
+        if self._watcher is None:
+            self._watcher = threading.Thread(target=self._hand_over_when_due, daemon=True)
+            self._watcher.start()
+
+    def _hand_over_when_due(self) -> None:
+        clock = _HandOverClock(self.sc, self.tag)
+        while not self._wake.wait(timeouts.WATCH_POLL):
             if not self._lock.acquire(blocking=False):
                 clock.reset()  # an iteration is in flight: the tasks are busy, not idle
                 continue
             try:
-                if self._root is None:
+                if self.state not in (State.WAITING, State.SERVING):
                     return
                 if clock.due():
-                    log.info("resident tasks: another job of the application is waiting for slots; handing them "
-                             "over (later iterations of this call run one Spark job each)")
-                    self.handed_over = True
-                    self._close_root()
+                    log.info("%s: another job of the application is waiting for slots; handing them over (later "
+                             "iterations of this call run one Spark job each)", self.who)
+                    self._hang_up()
+                    self.state = State.HANDED_OVER
                     return
             finally:
                 self._lock.release()
 
-    def _close_root(self) -> None:
-        if self._root is not None:
+    def _hang_up(self) -> None:
+        """Send STOP on every connection held and close it (caller holds the lock)."""
+        held = list(self._conns.values()) + ([self._root] if self._root is not None else [])
+        self._conns, self._root = {}, None
+        for conn in held:
             try:
-                self._root.settimeout(timeouts.STOP_SEND)
-                send(self._root, STOP)
-            except OSError:
-                pass
-            self._root.close()
-            self._root = None
+                conn.settimeout(timeouts.STOP_SEND)
+                send(conn, STOP)
+            except OSError as e:  # the task is gone already: its job's outcome says why
+                log.debug("%s: STOP not sent (%s)", self.who, e)
+            conn.close()
+
+    # -- the one stop ----------------------------------------------------------------------------
 
     def stop(self, cancel: bool = False) -> None:
         """Tell the tasks to finish and wait for the job; cancel it (by its tag) if it does not end.
 
         The cancel is repeated until the job is gone: a job submitted just after a cancel would
-        otherwise hold its slots until its tasks time out. Tasks that built the blocks
-        (:meth:`adopt`) are not waited for: after STOP they hand their blocks to Spark, which caches
-        them while the caller goes on (:meth:`BlockedData.unpersist` waits for that job).
+        otherwise hold its slots until its tasks time out. Builders are not waited for: after STOP
+        they hand their blocks to Spark, which caches them while the caller goes on
+        (:meth:`BlockedData.unpersist` waits for that job).
         """
-        if hasattr(self, "_stopped"):
-            self._stopped.set()
+        self._wake.set()
+        if self._watcher is not None and self._watcher is not threading.current_thread():
             self._watcher.join(timeout=timeouts.WATCHER_JOIN)  # not left running into interpreter shutdown
         with self._lock:
-            self._close_root()
-        if not cancel and self._builders:
-            _finishing(self._job, self._sc)
+            self._hang_up()
+            self._server.close()
+            if self.state is not State.HANDED_OVER:
+                self.state = State.STOPPED
+        job = self.job
+        if job is None:
+            return
+        if not cancel and self.builders:
+            _finishing(job, self.sc)
             return
         if not cancel:
-            self._job.thread.join(timeout=timeouts.JOB_END)
-        self._job.cancelling = True
+            job.thread.join(timeout=timeouts.JOB_END)
+        job.cancelling = True
         deadline = time.monotonic() + timeouts.CANCEL
-        while self._job.thread.is_alive() and time.monotonic() < deadline:
-            self._sc.cancelJobsWithTag(self._tag)
-            self._job.thread.join(timeout=timeouts.CANCEL_POLL)
-        if self._job.thread.is_alive():
-            log.warning("resident tasks: their job did not end within %.0f s of its cancellation", timeouts.CANCEL)
+        while job.thread.is_alive() and time.monotonic() < deadline:
+            self.sc.cancelJobsWithTag(self.tag)
+            job.thread.join(timeout=timeouts.CANCEL_POLL)
+        if job.thread.is_alive():
+            log.warning("%s: the job did not end within %.0f s of its cancellation", self.who, timeouts.CANCEL)
+
+    def release(self, raise_error: bool = True) -> None:
+        """Stop, and wait for the job's end (builders: until they have handed their blocks to Spark); its error
+        is raised, or logged without ``raise_error``."""
+        self.stop()
+        if self.job is None:
+            return
+        self.job.thread.join()
+        if self.job.error is not None:
+            if raise_error:
+                raise self.job.error
+            log.warning("%s: their job failed: %s", self.who, _short(self.job.error))
 
 
 def _short(error: BaseException) -> str:

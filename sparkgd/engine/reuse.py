@@ -24,7 +24,7 @@ import logging
 import threading
 from typing import Any, Callable, Hashable, Iterator
 
-from sparkgd.engine import _spark
+from sparkgd.engine import _spark, turns
 from sparkgd.engine.blocks import BlockedData
 
 log = logging.getLogger("sparkgd")
@@ -89,13 +89,13 @@ def blocks_for(source: Any, build: Callable[[], BlockedData], variant: Hashable 
         try:
             yield blocks
         finally:
-            blocks.release_tasks()
+            turns.release(blocks.rdd.id())
         return
     blocks = build()
     try:
         yield blocks
     finally:
-        blocks.release_tasks()
+        turns.release(blocks.rdd.id())  # builders no iteration took: their job must end before the unpersist
         blocks.unpersist()
 
 

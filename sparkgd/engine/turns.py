@@ -17,7 +17,7 @@ import collections
 import contextlib
 import threading
 import time
-from typing import Iterator
+from typing import Any, Hashable, Iterator
 
 from sparkgd.engine.timeouts import PATIENCE, SLICE, TURN_POLL
 
@@ -78,14 +78,69 @@ def training_call() -> Iterator[object | None]:
     token = object()
     held = TURNS.acquire(token)
     _CURRENT.token = token if held else False  # False: this call goes on without the turn
+    _CURRENT.held = {}
     try:
         yield token if held else None
     finally:
         _CURRENT.token = None
-        TURNS.release(token)
+        try:
+            for key in list(_CURRENT.held):
+                release(key)
+        finally:
+            _CURRENT.held = {}
+            TURNS.release(token)
 
 
 def current() -> object | None:
     """The token of the training call this thread runs; ``False`` when it runs without the turn, ``None``
     outside a training call."""
     return getattr(_CURRENT, "token", None)
+
+
+class Holding:
+    """One iterating object's hold on the turn: the training call's when it runs in one, else its own, taken at
+    its first :meth:`hold` and given back at :meth:`close`; states: not asked, held, going on without it."""
+
+    def __init__(self) -> None:
+        self._token: object | None = None  # the token holding the turn, None before the first hold
+        self._held = False  # False: going on without the turn (out of patience, nested)
+        self._own = False  # the token is this object's own, not a training call's
+
+    def hold(self) -> bool:
+        """Hold the turn (taken at the first call); whether another call waits and this one's slice is over."""
+        if self._token is None:
+            call = current()
+            if call is None:
+                self._token, self._own = self, True
+                self._held = TURNS.acquire(self)
+            else:
+                self._token, self._held = call, bool(call)
+            return False
+        return self._held and TURNS.should_yield(self._token)
+
+    def pass_on(self) -> None:
+        """Let the waiting call have the turn, then wait for it again (or go on without it)."""
+        TURNS.release(self._token)
+        self._held = TURNS.acquire(self._token)
+
+    def close(self) -> None:
+        if self._own:
+            TURNS.release(self)
+
+
+def hold(key: Hashable, crew: Any) -> None:
+    """Keep ``crew`` (block builders waiting for a plan) for the training call this thread runs, until
+    :func:`take` takes it or the call ends (then it is released)."""
+    _CURRENT.held[key] = crew
+
+
+def take(key: Hashable) -> Any | None:
+    """The crew held for ``key`` by this thread's training call (it is the caller's from now on), or ``None``."""
+    return getattr(_CURRENT, "held", {}).pop(key, None)
+
+
+def release(key: Hashable) -> None:
+    """Let the crew held for ``key``, if any, hand its blocks to Spark and end (waits for its job)."""
+    crew = take(key)
+    if crew is not None:
+        crew.release(raise_error=False)

@@ -19,7 +19,7 @@ from sparkgd.core.optimizers import make_optimizer
 from sparkgd.core.schedules import make_schedule
 from sparkgd.core.state import SGDState
 from sparkgd.core.updaters import SimpleUpdater
-from sparkgd.engine.blocks import BlockedData
+from sparkgd.engine.blocks import build_blocks
 from sparkgd.engine.loop import descend
 from sparkgd.job.datasets import synthetic
 
@@ -32,7 +32,7 @@ def compare(spark: SparkSession, *, rows: int = 20_000, features: int = 10, part
     x = np.array([p.features.toArray() for p in points])
     y = np.array([p.label for p in points])
     x1 = np.hstack([x, np.ones((len(y), 1))])
-    blocks = BlockedData(data)
+    blocks = build_blocks(data)
     curves: dict[str, dict[str, list[float]]] = {}
     try:
         for name, fraction in [("batch GD (fraction 1.0)", 1.0), ("mini-batch GD (fraction 0.1)", 0.1),
@@ -81,7 +81,7 @@ def compare_optimizers(spark: SparkSession, *, rows: int = 20_000, features: int
     points = data.collect()
     x1 = np.hstack([np.array([p.features.toArray() for p in points]), np.ones((len(points), 1))])
     y = np.array([p.label for p in points])
-    blocks = BlockedData(data)
+    blocks = build_blocks(data)
     curves: dict[str, dict[str, list[float]]] = {}
     try:
         for label, name, schedule, step, fraction in OPTIMIZER_RUNS:

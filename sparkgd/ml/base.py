@@ -40,7 +40,7 @@ from sparkgd.core.updaters import ElasticNetUpdater
 from sparkgd.engine import _spark
 from sparkgd.engine._spark import is_remote
 from sparkgd.engine.arrow import build_block_from_batches, record_batches
-from sparkgd.engine.blocks import BlockedData, feature_mean_std
+from sparkgd.engine.blocks import BlockedData, build_for_call, feature_mean_std
 from sparkgd.engine.loop import descend
 from sparkgd.engine.remote import RemoteBlocks
 from sparkgd.engine.reuse import blocks_for
@@ -98,8 +98,8 @@ class _SGDEstimator(DefaultParamsWritable, DefaultParamsReadable):
             if is_remote():
                 return RemoteBlocks(dataset.select(*cols), names, moments)
             batches, schema = record_batches(dataset.select(*cols))
-            return BlockedData(batches, columns=names, moments=moments,
-                               build=functools.partial(build_block_from_batches, schema=schema), serve=True)
+            return build_for_call(batches, columns=names, moments=moments,
+                                  build=functools.partial(build_block_from_batches, schema=schema))
 
         variant, used = (label, feats, wcol, moments), [label, feats] + ([wcol] if wcol else [])
         with training_call(), blocks_for(dataset, build, variant, used) as blocks:

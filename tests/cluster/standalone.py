@@ -29,9 +29,11 @@ def free_port() -> int:
 
 
 class StandaloneCluster:
-    def __init__(self, root: Path, workers: int = 1) -> None:
+    def __init__(self, root: Path, workers: int = 1, cores: int = 1, hosts: tuple[str, ...] = ("127.0.0.1",)) -> None:
+        """``hosts``: the name each worker goes by, in turn (all bind to 127.0.0.1; Spark tells executors apart
+        by these names, and never runs a speculative copy on the host of the original)."""
         self.root = root
-        self.workers = workers
+        self.workers, self.cores, self.hosts = workers, cores, hosts
         self.procs: list[subprocess.Popen] = []
         self.home = root / "spark-home"
         self.conf = root / "conf"
@@ -78,8 +80,9 @@ class StandaloneCluster:
         for i in range(self.workers):
             work = self.root / f"work{i}"
             work.mkdir()
-            self._spawn(f"worker{i}", [spark_class, "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
-                                       "--cores", "1", "--memory", "1g", "--work-dir", str(work),
+            host = self.hosts[i % len(self.hosts)]
+            self._spawn(f"worker{i}", [spark_class, "org.apache.spark.deploy.worker.Worker", "--host", host,
+                                       "--cores", str(self.cores), "--memory", "1g", "--work-dir", str(work),
                                        "--webui-port", str(free_port()), self.url])
         self._wait(lambda s: s.get("aliveworkers", 0) >= self.workers, f"{self.workers} alive workers")
         return self

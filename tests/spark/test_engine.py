@@ -20,7 +20,7 @@ from sparkgd.core.block import FoldSpec, fold
 from sparkgd.core.sums import merge
 from sparkgd.core.tree import CombineTree
 from sparkgd.engine import aggregation
-from sparkgd.engine.blocks import BlockedData
+from sparkgd.engine.blocks import build_blocks
 from tests.reference import reference_sgd
 from tests.spark.data import make_problem, partitioned, parts_of
 
@@ -104,7 +104,7 @@ def test_the_job_combines_floats_in_the_tree_order_bit_for_bit(sc, partitions, d
     rng = np.random.default_rng(partitions)
     d = 10_000
     rows = [(float(rng.normal()), rng.normal(size=d) * 10.0 ** rng.integers(-6, 7)) for _ in range(4 * partitions)]
-    blocks = BlockedData(sc.parallelize(rows, partitions))
+    blocks = build_blocks(sc.parallelize(rows, partitions))
     spec = FoldSpec(LeastSquaresGradient(), 1.0)
     tree = CombineTree(partitions, depth)
     w = rng.normal(size=d)

@@ -1,13 +1,14 @@
-"""The tasks that build the blocks stay up and serve the first training call (resident.FirstTasks)."""
+"""The tasks that build the blocks stay up and serve the first training call (resident.Crew.builders)."""
 
 import logging
 
 import numpy as np
 import pytest
 
-from sparkgd.engine import aggregation
-from sparkgd.engine.blocks import BlockedData
-from sparkgd.engine.resident import ENABLED
+from sparkgd.engine import aggregation, turns
+from sparkgd.engine.aggregation import IterationSums
+from sparkgd.engine.blocks import build_blocks, build_for_call
+from sparkgd.engine.resident import ENABLED, Crew, State
 from tests.spark.test_resident import KW, in_thread, same
 
 
@@ -17,15 +18,24 @@ def _rows(seed=11, n=60, d=40):
     return [(float(rng.normal()), rng.normal(size=d) * 10.0 ** rng.integers(-6, 7)) for _ in range(n)], d
 
 
+def _built_by_builders(sc, rows, partitions=2):
+    """Blocks built by builders that wait for a plan, and the builders (the caller's)."""
+    builders = Crew.builders(sc, partitions)
+    assert builders is not None  # every partition has a free slot
+    blocks = build_blocks(sc.parallelize(rows, partitions), builders=builders)
+    assert builders.state is State.WAITING and builders.job.thread.is_alive()
+    return blocks, builders
+
+
 def test_the_builders_serve_the_iterations_and_then_spark_caches_their_blocks(sc, caplog):
     rows, d = _rows()
     w = np.random.default_rng(1).normal(size=d)
-    plain = BlockedData(sc.parallelize(rows, 2))
-    blocks = BlockedData(sc.parallelize(rows, 2), serve=True)
+    plain = build_blocks(sc.parallelize(rows, 2))
+    blocks, builders = _built_by_builders(sc, rows)
     try:
         assert blocks.builds.value == 0  # no build task has ended: they wait to serve
         assert blocks.summaries == plain.summaries
-        sums = blocks.iteration_sums(2, KW, d)
+        sums = IterationSums(blocks.rdd, 2, KW, d, first=builders)
         try:
             with caplog.at_level(logging.INFO, logger="sparkgd"):
                 got = [sums(w * k, 40 + k) for k in (1, 2, 3)]
@@ -37,7 +47,8 @@ def test_the_builders_serve_the_iterations_and_then_spark_caches_their_blocks(sc
         assert all(same(g, x) for g, x in zip(got, want))
         # after STOP the builders handed their blocks to Spark: later jobs read them, nothing is rebuilt
         assert same(aggregation.tree_aggregate(blocks.rdd, sums.tree, w, 41, KW), want[0])
-        blocks._build_job.thread.join(30)  # the fit returned before the builders' job ended (it caches the blocks)
+        assert builders.state is State.STOPPED
+        builders.job.thread.join(30)  # the fit returned before the builders' job ended (it caches the blocks)
         assert blocks.builds.value == 2
         # a block built again (lost, here unpersisted) is just cached: its task does not wait to serve
         blocks.rdd.unpersist(blocking=True)
@@ -51,10 +62,11 @@ def test_the_builders_serve_the_iterations_and_then_spark_caches_their_blocks(sc
 
 def test_builders_no_call_takes_hand_their_blocks_to_spark(sc):
     rows, d = _rows(seed=12)
-    blocks = BlockedData(sc.parallelize(rows, 2), serve=True)
+    blocks, builders = _built_by_builders(sc, rows)
     try:
         assert blocks.builds.value == 0
-        blocks.release_tasks()  # the build job has ended when it returns
+        builders.release()  # the build job has ended when it returns
+        assert not builders.job.thread.is_alive()
         assert blocks.builds.value == 2
         assert blocks.rdd.count() == 2 and blocks.builds.value == 2  # cached by the build job: not built again
     finally:
@@ -65,14 +77,14 @@ def test_another_job_while_the_builders_wait_is_not_starved(sc):
     """The builders hold every slot while they wait for a plan: another job makes them hand over."""
     rows, d = _rows(seed=13)
     w = np.random.default_rng(2).normal(size=d)
-    blocks = BlockedData(sc.parallelize(rows, 2), serve=True)
+    blocks, builders = _built_by_builders(sc, rows)
     try:
-        assert blocks._first is not None and blocks._build_job.thread.is_alive()  # the builders wait
         out = in_thread(lambda: sc.parallelize(range(100), 2).sum(), timeout=60)
         assert out["value"] == 4950
-        blocks._build_job.thread.join(30)
-        assert not blocks._build_job.thread.is_alive()  # they handed their blocks over and ended
-        sums = blocks.iteration_sums(2, KW, d)
+        builders.job.thread.join(30)
+        assert not builders.job.thread.is_alive()  # they handed their blocks over and ended
+        assert builders.state is State.HANDED_OVER
+        sums = IterationSums(blocks.rdd, 2, KW, d, first=builders)
         try:
             got = sums(w, 5)
         finally:
@@ -85,7 +97,10 @@ def test_another_job_while_the_builders_wait_is_not_starved(sc):
 
 def test_builders_wait_only_when_every_partition_has_a_slot(sc):
     rows, d = _rows(seed=14)
-    blocks = BlockedData(sc.parallelize(rows, 3), serve=True)  # 3 partitions, 2 slots: a plain build job
+    assert Crew.builders(sc, 3) is None  # 3 partitions, 2 slots
+    with turns.training_call():
+        blocks = build_for_call(sc.parallelize(rows, 3))  # a plain build job
+        assert turns.take(blocks.rdd.id()) is None
     try:
         assert blocks.builds.value == 3  # its tasks have ended
     finally:
@@ -101,7 +116,10 @@ def resident_off(spark):
 
 def test_with_resident_tasks_off_the_build_job_ends_at_once(sc, resident_off):
     rows, d = _rows(seed=15)
-    blocks = BlockedData(sc.parallelize(rows, 2), serve=True)
+    assert Crew.builders(sc, 2) is None
+    with turns.training_call():
+        blocks = build_for_call(sc.parallelize(rows, 2))
+        assert turns.take(blocks.rdd.id()) is None
     try:
         assert blocks.builds.value == 2  # its tasks have ended
     finally:

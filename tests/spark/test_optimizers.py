@@ -11,7 +11,7 @@ from sparkgd.core.gradients import LeastSquaresGradient, LogisticGradient
 from sparkgd.core.optimizers import make_optimizer
 from sparkgd.core.schedules import make_schedule
 from sparkgd.core.updaters import ElasticNetUpdater, L1Updater, SimpleUpdater, SquaredL2Updater
-from sparkgd.engine.blocks import BlockedData
+from sparkgd.engine.blocks import build_blocks
 from sparkgd.engine.loop import descend, run_minibatch_sgd
 from sparkgd.ml import SGDLinearRegression, SGDLogisticRegression
 from tests.reference import reference_rule
@@ -31,7 +31,7 @@ def _parts(x, y):
 @pytest.fixture(scope="module")
 def dense(sc):
     x, y = make_problem("regression", n=sum(SIZES))
-    return _parts(x, y), BlockedData(partitioned(sc, list(zip(y, x)), SIZES))
+    return _parts(x, y), build_blocks(partitioned(sc, list(zip(y, x)), SIZES))
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def sparse(sc):
     x, y = make_problem("classification", n=sum(SIZES))
     pts = labeled_points(x, y, sparse=True)
     xs = sp.csr_matrix(np.where(np.abs(x) < 0.6, 0.0, x))
-    return _parts(xs, y), BlockedData(partitioned(sc, pts, SIZES))
+    return _parts(xs, y), build_blocks(partitioned(sc, pts, SIZES))
 
 
 @pytest.mark.parametrize("reg", list(REGS))
@@ -206,7 +206,7 @@ def test_resume_in_the_middle_ends_with_the_uninterrupted_model(least_squares, t
         if state.iteration == 7:
             raise Stop
 
-    blocks = BlockedData(rdd)
+    blocks = build_blocks(rdd)
     w0 = np.zeros(blocks.num_features)
     common = dict(reg_param=0.1, checkpoint_dir=str(tmp_path), checkpoint_interval=5, **kw)
     with pytest.raises(Stop):

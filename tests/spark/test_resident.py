@@ -15,10 +15,10 @@ from sparkgd.core.sums import merge
 from sparkgd.core.tree import CombineTree
 from sparkgd.engine import aggregation, resident, timeouts
 from sparkgd.engine.aggregation import IterationSums
-from sparkgd.engine.blocks import BlockedData
+from sparkgd.engine.blocks import build_blocks
 from sparkgd.engine.channel import connect_handshake
 from sparkgd.engine.loop import descend
-from sparkgd.engine.resident import ENABLED, PORT, Lost, ResidentTasks
+from sparkgd.engine.resident import ENABLED, PORT, Crew, Lost
 from tests.spark.data import labeled_points, make_problem, partitioned
 
 
@@ -35,7 +35,7 @@ def wide_floats(sc):
     rng = np.random.default_rng(5)
     d = 300
     rows = [(float(rng.normal()), rng.normal(size=d) * 10.0 ** rng.integers(-6, 7)) for _ in range(90)]
-    blocks = BlockedData(sc.parallelize(rows, 9))
+    blocks = build_blocks(sc.parallelize(rows, 9))
     yield blocks, d, rng.normal(size=d)
     blocks.unpersist()
 
@@ -52,7 +52,7 @@ def test_resident_tasks_give_the_jobs_bits_for_any_number_of_tasks(sc, wide_floa
     blocks, d, w = wide_floats
     tree = CombineTree(9, 2)
     want = [aggregation.tree_aggregate(blocks.rdd, tree, w * k, 40 + k, KW) for k in (1, 2, 3)]
-    resident = ResidentTasks(sc, blocks.rdd, tasks, 2, KW, d)
+    resident = Crew.start(sc, blocks.rdd, tasks, 2, KW, d)
     try:
         got = [resident(w * k, 40 + k) for k in (1, 2, 3)]
     finally:
@@ -94,7 +94,7 @@ def test_the_start_timeout_is_read_from_the_spark_conf(sc, spark, wide_floats, c
             sums.close()
         spark.conf.set(timeouts.START_KEY, "soon")
         with pytest.raises(ValueError, match=r"spark.sparkgd.resident.startTimeout must be a positive number"):
-            ResidentTasks(sc, blocks.rdd, 1, 2, KW, d)
+            Crew.start(sc, blocks.rdd, 1, 2, KW, d)
     finally:
         spark.conf.unset(timeouts.START_KEY)
     want = [aggregation.tree_aggregate(blocks.rdd, sums.tree, w, s, KW) for s in (3, 4)]
@@ -130,7 +130,7 @@ def test_a_lost_resident_task_hands_the_iteration_over_to_a_job(sc, caplog):
                 raise RuntimeError("a resident task dies")
             return super().loss_and_multiplier(margins, labels)
 
-    blocks = BlockedData(sc.parallelize([(1.0, np.ones(1))] * 8, 2))
+    blocks = build_blocks(sc.parallelize([(1.0, np.ones(1))] * 8, 2))
     kw = KW._replace(gradient=DiesInResidentTasks(), fraction=1.0)
     sums = IterationSums(blocks.rdd, 2, kw, 1)
     try:
@@ -161,7 +161,7 @@ def _train(blocks, callback=None, iterations=8):
 @pytest.fixture(scope="module")
 def small_blocks(sc):
     x, y = make_problem("regression")
-    blocks = BlockedData(partitioned(sc, list(zip(y, x))))
+    blocks = build_blocks(partitioned(sc, list(zip(y, x))))
     yield blocks
     blocks.unpersist()
 
@@ -271,7 +271,7 @@ def test_a_driver_address_it_cannot_listen_on_leaves_one_job_per_iteration(sc, s
     monkeypatch.setattr(resident, "spark_conf", lambda _: {"spark.driver.host": "no-such-host.invalid",
                                                            "spark.driver.bindAddress": "no-such-host.invalid"})
     with pytest.raises(Lost, match="cannot listen"):
-        ResidentTasks(sc, small_blocks.rdd, 1, 2, KW, 5)
+        Crew.start(sc, small_blocks.rdd, 1, 2, KW, 5)
 
 
 def test_executors_that_cannot_reach_the_driver_leave_one_job_per_iteration(sc, small_blocks, monkeypatch):
@@ -280,5 +280,5 @@ def test_executors_that_cannot_reach_the_driver_leave_one_job_per_iteration(sc, 
                                                                   "spark.driver.bindAddress": "127.0.0.1"})
     began = time.monotonic()
     with pytest.raises(Lost, match="ended before its tasks connected"):
-        ResidentTasks(sc, small_blocks.rdd, 2, 2, KW, 5)
+        Crew.start(sc, small_blocks.rdd, 2, 2, KW, 5)
     assert time.monotonic() - began < 15

@@ -154,3 +154,40 @@ def test_reset_uid_gives_a_params_object_its_saved_uid(spark):
     _spark.reset_uid(b, "Binarizer_saved")
     assert b.uid == "Binarizer_saved"
     assert b.threshold.parent == "Binarizer_saved"  # its params follow, so getAndSetParams finds them
+
+
+def test_cancelled_tells_a_cancelled_job_from_a_failed_one(sc):
+    import threading
+    import time
+
+    def slow(_):
+        time.sleep(30)
+        return 1
+
+    error = {}
+
+    def run():
+        sc.setJobGroup("sparkgd-internals-cancel", "test")
+        try:
+            sc.parallelize(range(2), 2).map(slow).collect()
+        except Exception as e:
+            error["e"] = e
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    deadline = time.monotonic() + 30
+    while not sc.statusTracker().getActiveJobsIds() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    sc.cancelJobGroup("sparkgd-internals-cancel")
+    worker.join(60)
+    assert _spark.cancelled(error["e"])
+
+    def fails(_):
+        raise ValueError("this task cancelled nothing")  # the word alone must not count
+
+    try:
+        sc.parallelize(range(2), 2).map(fails).collect()
+    except Exception as e:
+        assert not _spark.cancelled(e)
+    else:
+        raise AssertionError("the job did not fail")

@@ -53,7 +53,7 @@ def run_pair(server_side, client_side):
 
 def test_the_right_secret_passes_and_carries_the_index():
     server, client = run_pair(lambda s: accept_handshake(s, SECRET), lambda s: connect_handshake(s, SECRET, 3, 7))
-    assert server == (3, 7) and client is None
+    assert server[:2] == (3, 7) and isinstance(server[2], channel.Link) and isinstance(client, channel.Link)
 
 
 def test_a_wrong_secret_is_refused_by_either_end():
@@ -88,7 +88,7 @@ def test_a_replayed_answer_is_refused():
         return recv(sock, (channel.PROOF,), 32)
 
     server, _ = run_pair(lambda s: accept_handshake(s, SECRET), recording_client)
-    assert server == (2, 0)
+    assert server[:2] == (2, 0)
 
     def replaying_client(sock):
         recv(sock, (channel.CHALLENGE,), channel.NONCE)  # a fresh nonce this time
@@ -204,3 +204,84 @@ def test_a_task_the_driver_gave_up_before_setup_ends_quietly():
     assert executor.work(task, 1, [], secret=SECRET, spec=None, tree=None, num_weights=3, port=0,
                           num_tasks=2) is None
     assert task.fileno() == -1  # closed on the way out
+
+
+def _linked_pair():
+    """Two ends of a loopback connection after the handshake, and the raw sockets under them."""
+    a, b = socket.socketpair()
+    got = {}
+    t = threading.Thread(target=lambda: got.setdefault("server", accept_handshake(a, SECRET)))
+    t.start()
+    client = connect_handshake(b, SECRET, 1)
+    t.join(10)
+    return got["server"][2], client, a, b
+
+
+def test_sealed_frames_round_trip_and_hide_the_floats():
+    server, client, raw_server, _ = _linked_pair()
+    w = np.random.default_rng(4).normal(size=64)
+    tap = []
+    client.sock = _Tap(client.sock, tap)
+    send(client, ITERATION, channel.encode_iteration(9, w))
+    seed, back = channel.decode_iteration(recv(server, (ITERATION,), channel.iteration_size(64))[1])
+    assert seed == 9 and back.tobytes() == w.tobytes()
+    wire = b"".join(tap)
+    assert all(w[i:i + 1].tobytes() not in wire for i in range(64))  # no float64 of the weights in clear
+    assert len(wire) == channel.HEADER.size + channel.iteration_size(64) + channel.TAG
+
+
+class _Tap:
+    """A socket whose sent bytes are recorded."""
+
+    def __init__(self, sock, into):
+        self._sock, self._into = sock, into
+
+    def sendall(self, data):
+        self._into.append(bytes(data))
+        self._sock.sendall(data)
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+def _frames(link, count):
+    """``count`` frames as ``link`` puts them on the wire (each frame's bytes)."""
+    tap = []
+    link.sock = _Tap(link.sock, tap)
+    for k in range(count):
+        send(link, PIECES, bytes([k]) * 40)
+    link.sock = link.sock._sock
+    return tap
+
+
+@pytest.mark.parametrize("attack", ["flip", "replay", "reorder", "reflect", "kind"])
+def test_an_altered_replayed_reordered_or_reflected_frame_is_refused(attack):
+    server, client, raw_server, raw_client = _linked_pair()
+    frames = _frames(client, 2)
+    raw_server.recv(sum(len(f) for f in frames), socket.MSG_WAITALL)  # drop the genuine ones from the wire
+    first, second = frames
+    if attack == "flip":
+        bad = first[:-1] + bytes([first[-1] ^ 1])
+        raw_client.sendall(bad)
+    elif attack == "replay":
+        raw_client.sendall(first + first)
+        recv(server, (PIECES,), 100)  # the first copy is genuine
+    elif attack == "reorder":
+        raw_client.sendall(second)
+    elif attack == "reflect":  # the server's own frame sent back to it
+        back = _frames(server, 1)[0]
+        raw_client.recv(len(back), socket.MSG_WAITALL)
+        raw_client.sendall(back)
+    else:  # the header's kind changed: it is authenticated too
+        raw_client.sendall(bytes([ITERATION]) + first[1:])
+    with pytest.raises(ChannelError, match="failed its check"):
+        recv(server, (PIECES, ITERATION), 100)
+
+
+def test_a_frame_of_another_connection_is_refused():
+    server, _, _, raw_client = _linked_pair()
+    other = _linked_pair()  # kept: its sockets stay open
+    frame = _frames(other[1], 1)[0]  # the same secret, sequence number and direction, another connection
+    raw_client.sendall(frame)
+    with pytest.raises(ChannelError, match="failed its check"):
+        recv(server, (PIECES,), 100)

@@ -34,8 +34,9 @@ def _rel(p: pathlib.Path) -> str:
     return str(p.relative_to(PACKAGE.parent))
 
 
-def _imports(name: str, path: pathlib.Path) -> set[str]:
-    """The sparkgd modules ``name`` imports anywhere in its source (inside functions too)."""
+def _imports(name: str, path: pathlib.Path, everything: bool = False) -> set[str]:
+    """The sparkgd modules ``name`` imports anywhere in its source (inside functions too); every module
+    imported, with ``everything``."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
@@ -47,7 +48,7 @@ def _imports(name: str, path: pathlib.Path) -> set[str]:
                 parts = package.split(".")
                 base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
             found |= {f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names}
-    return {m for m in found if m in MODULES and m != name}
+    return found if everything else {m for m in found if m in MODULES and m != name}
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -195,3 +196,10 @@ def test_the_layout_table_names_every_module_and_only_tests_that_exist():
                if p.name not in ("__init__.py", "__main__.py")}
     assert modules - named == set() and named - modules == set()
     assert {t for t in tests if not (PACKAGE.parent / "tests" / t).is_file()} == set()
+
+
+def test_core_imports_no_spark():
+    """core needs no Spark at all: it knows pyspark's vectors and LabeledPoint by their attributes."""
+    found = {(name, m) for name, path in MODULES.items() if name.startswith("sparkgd.core")
+             for m in _imports(name, path, everything=True) if m.split(".")[0] == "pyspark"}
+    assert found == set()

@@ -112,7 +112,7 @@ def serve(task: int, rows: Any, *, driver: tuple[str, int], secret: bytes, spec:
     from pyspark import TaskContext
 
     ctx = TaskContext.get()
-    if ctx is not None and ctx.attemptNumber() > 0:
+    if ctx is not None and ctx.attemptNumber() > 0 and ctx.getLocalProperty("spark.sparkgd.copiesWait") == "true":
         print(f"sparkgd: attempt {ctx.attemptNumber()} of resident task {task} waits for the job's end",
               file=sys.stderr)
         while True:

@@ -18,7 +18,7 @@ from pyspark.accumulators import AccumulatorParam
 
 from sparkgd.core.block import _MAX_BAD_LABELS, _ROLES, Block, BlockSummary, FoldSpec, build_block, summarize
 from sparkgd.core.errors import InputDataError
-from sparkgd.engine import _spark, resident
+from sparkgd.engine import _spark, resident, turns
 
 
 class _Collect(AccumulatorParam):
@@ -130,7 +130,6 @@ class BlockedData(BlockFacts):
     def iteration_sums(self, depth: int, spec: FoldSpec, num_weights: int) -> Any:
         """Each iteration's sums over these blocks (:class:`~sparkgd.engine.aggregation.IterationSums`), served
         by the builders the current training call holds for them, if any (:func:`sparkgd.engine.turns.hold`)."""
-        from sparkgd.engine import turns
         from sparkgd.engine.aggregation import IterationSums
 
         return IterationSums(self.rdd, depth, spec, num_weights, first=turns.take(self.rdd.id()))
@@ -198,8 +197,6 @@ def build_blocks(data: RDD, storage_level: StorageLevel | None = None, columns: 
 def build_for_call(data: RDD, **kwargs: Any) -> BlockedData:
     """:func:`build_blocks` by builders that the current training call holds (:func:`sparkgd.engine.turns.hold`)
     until its first :meth:`~BlockedData.iteration_sums` takes them; a plain build outside a training call."""
-    from sparkgd.engine import turns
-
     builders = resident.Crew.builders(data.context, data.getNumPartitions()) if turns.current() else None
     blocks = build_blocks(data, builders=builders, **kwargs)
     if builders is not None and builders.state is resident.State.WAITING:

@@ -14,7 +14,6 @@ import dataclasses
 import logging
 import socket
 import sys
-import time
 from typing import Any, Iterable
 
 import numpy as np
@@ -101,22 +100,7 @@ def _fold(blocks: list[Block], tree: CombineTree, weights: np.ndarray, seed: int
 
 def serve(task: int, rows: Any, *, driver: tuple[str, int], secret: bytes, spec: FoldSpec, num_partitions: int,
            depth: int, num_weights: int, port: int, num_tasks: int) -> list:
-    """A resident task: hold the blocks, then fold them for every iteration until told to stop.
-
-    Only a task's first attempt serves. Another attempt is a speculative copy (the original still
-    serves) or a retry (the original was lost and the driver has gone on with Spark jobs): it
-    reads no block and waits until Spark kills it, when the original succeeds or the driver
-    cancels the job. Ending sooner would make Spark kill the original, failing would count
-    against the task.
-    """
-    from pyspark import TaskContext
-
-    ctx = TaskContext.get()
-    if ctx is not None and ctx.attemptNumber() > 0 and ctx.getLocalProperty("spark.sparkgd.copiesWait") == "true":
-        print(f"sparkgd: attempt {ctx.attemptNumber()} of resident task {task} waits for the job's end",
-              file=sys.stderr)
-        while True:
-            time.sleep(timeouts.COPY_POLL)
+    """A resident task: hold the blocks, then fold them for every iteration until told to stop."""
     blocks = list(rows)  # read once from Spark's block manager; consumed, so the Python worker can be reused
     with socket.create_connection(driver, timeout=timeouts.CONNECT) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -15,8 +15,8 @@ blocks to Python). MLlib pays that once per iteration. Resident tasks pay it onc
   any free port by default) and proves a per-call secret by challenge-response
   (:mod:`sparkgd.engine.channel`); only fixed binary frames follow, never a pickle, each sealed
   with AES-GCM under a key of its connection and direction. One connection per task index: a
-  second is refused and logged. A second attempt of a task (a speculative copy, a retry) never
-  serves; with dynamic allocation they use the executors present when they start.
+  second is refused and logged. With dynamic allocation they use the executors present when
+  they start.
 * **Traffic.** Task 0 is the root: the others connect to it the same way. Per iteration the
   driver sends the seed and the weights to the root only, which forwards them; each task folds
   its blocks into the largest whole subtrees of the :class:`~sparkgd.core.tree.CombineTree` it
@@ -125,9 +125,10 @@ def off_reason(sc: SparkContext) -> str | None:
     """Why resident tasks cannot run in this application, or ``None`` when they can.
 
     Dynamic allocation, speculation and Spark's encryption leave them on: they use the executors
-    present when they start (one removed is a lost task: the call goes on with Spark jobs), a
-    second attempt of a resident task never serves (:func:`~sparkgd.engine.executor.serve`), and
-    every frame of their channel is sealed (:class:`~sparkgd.engine.channel.Link`).
+    present when they start (one removed is a lost task: the call goes on with Spark jobs), and
+    every frame of their channel is sealed (:class:`~sparkgd.engine.channel.Link`). A second
+    attempt of a resident task (a retry, a speculative copy) finds the driver no longer listening
+    and fails; the call goes on with Spark jobs when that ends the resident job.
     """
     if _conf(sc, ENABLED, "true").lower() == "false":
         return f"{ENABLED}=false"
@@ -265,6 +266,7 @@ class Crew:
         self.address = (host, self._server.getsockname()[1])
         self.secret = secrets.token_bytes(32)
         self.job: _Job | None = None
+        self.serve_first: ServeFirst | None = None  # builders only: what their build tasks need to wait
         self._conns: dict[int, Link] = {}  # every task's connection while WAITING
         self._root: Link | None = None  # the root's while SERVING
         self._tree: CombineTree | None = None
@@ -333,6 +335,7 @@ class Crew:
             except (ValueError, TypeError, KeyError) as e:
                 raise ChannelError(f"task {index} sent a bad summary ({e})") from None
 
+        assert self.serve_first is not None, "build() is for a crew made by Crew.builders"
         self._submit(lambda: _spark.jvm_count(rdd), {SERVE: self.serve_first.token})
         try:
             conns = self._accept(None, summary)

@@ -89,6 +89,3 @@ PATIENCE = 30.0
 
 TURN_POLL = 0.5
 """A waiting call re-checks its deadline this often (a released turn wakes it at once)."""
-
-COPY_POLL = 1.0
-"""A second attempt of a resident task sleeps in steps of this until Spark kills it (it never serves)."""

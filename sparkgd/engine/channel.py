@@ -98,6 +98,12 @@ class Link:
     def close(self) -> None:
         self.sock.close()
 
+    def __enter__(self) -> Link:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
+
 
 Conn = Union[socket.socket, Link]
 

@@ -102,9 +102,17 @@ def serve(task: int, rows: Any, *, driver: tuple[str, int], secret: bytes, spec:
            depth: int, num_weights: int, port: int, num_tasks: int) -> list:
     """A resident task: hold the blocks, then fold them for every iteration until told to stop."""
     blocks = list(rows)  # read once from Spark's block manager; consumed, so the Python worker can be reused
-    with socket.create_connection(driver, timeout=timeouts.CONNECT) as sock:
+    try:
+        sock = socket.create_connection(driver, timeout=timeouts.CONNECT)
+    except OSError:
+        return []  # the driver gave this start up and closed its socket: the job is being cancelled
+    try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         link = connect_handshake(sock, secret, task, len(blocks))
+    except (OSError, ChannelError):
+        sock.close()
+        return []  # likewise, while this task waited in the socket's backlog
+    with link:
         work(link, task, blocks, secret=secret, spec=spec, tree=CombineTree(num_partitions, depth),
               num_weights=num_weights, port=port, num_tasks=num_tasks)
     return []

@@ -45,7 +45,7 @@ import threading
 import time
 import uuid
 import weakref
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 from pyspark import RDD, SparkContext
@@ -181,20 +181,24 @@ def _finish() -> None:
         job.thread.join(timeout=timeouts.FINISH)
 
 
-def _waiting(sc: SparkContext, tag: str, ours: bool) -> bool:
-    """Whether a job of the application other than the one tagged ``tag`` (that one, with ``ours``) has tasks
-    that do not run."""
+def _stages(sc: SparkContext, tag: str, ours: bool) -> Iterator[Any]:
+    """The stages of the jobs tagged ``tag`` (with ``ours``) or of the other active jobs of the application."""
     tagged = _spark.job_ids_for_tag(sc, tag)
     if tagged is None:
-        return False
+        return
     tracker = sc.statusTracker()
     for job_id in tagged if ours else set(tracker.getActiveJobsIds()) - tagged:
         info = tracker.getJobInfo(job_id)
         for stage_id in info.stageIds if info is not None else ():
             stage = tracker.getStageInfo(stage_id)
-            if stage is not None and stage.numTasks > stage.numActiveTasks + stage.numCompletedTasks:
-                return True
-    return False
+            if stage is not None:
+                yield stage
+
+
+def _waiting(sc: SparkContext, tag: str, ours: bool) -> bool:
+    """Whether a job of the application other than the one tagged ``tag`` (that one, with ``ours``) has tasks
+    that do not run."""
+    return any(s.numTasks > s.numActiveTasks + s.numCompletedTasks for s in _stages(sc, tag, ours))
 
 
 class _HandOverClock:
@@ -531,6 +535,8 @@ class Crew:
         while job.thread.is_alive() and time.monotonic() < deadline:
             self.sc.cancelJobsWithTag(self.tag)
             job.thread.join(timeout=timeouts.CANCEL_POLL)
+        while any(s.numActiveTasks for s in _stages(self.sc, self.tag, ours=True)) and time.monotonic() < deadline:
+            time.sleep(timeouts.CANCEL_POLL)  # killed Python tasks hold their slots for a while: free when we return
         if job.thread.is_alive():
             log.warning("%s: the job did not end within %.0f s of its cancellation", self.who, timeouts.CANCEL)
 

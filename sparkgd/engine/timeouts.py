@@ -68,7 +68,8 @@ once); then it is cancelled."""
 
 CANCEL = 60.0
 """Cancelling by tag is repeated for this long until the job is gone (a job submitted just after a cancel
-would otherwise keep its slots)."""
+would otherwise keep its slots) and its tasks have left their slots (Spark kills a Python task that does
+not end by itself after ``spark.python.task.killTimeout``, 2 s by default)."""
 
 CANCEL_POLL = 0.2
 """... once per this interval."""

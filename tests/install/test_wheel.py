@@ -10,7 +10,8 @@ import zipfile
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-CORE = ("numpy", "scipy", "pyspark", "py4j")  # the runtime dependencies, linked from this environment
+CORE = ("numpy", "scipy", "pyspark", "py4j", "cryptography", "cffi", "_cffi_backend", "pycparser")  # the runtime
+# dependencies (and theirs), linked from this environment
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the wheel's code, never a source tree's
 
 
@@ -39,7 +40,7 @@ def test_the_wheel_declares_its_dependencies_and_extras(fresh):
     with zipfile.ZipFile(wheel) as z:
         meta = z.read(next(n for n in z.namelist() if n.endswith("METADATA"))).decode()
     requires = [line.split(":", 1)[1].strip() for line in meta.splitlines() if line.startswith("Requires-Dist:")]
-    for need in ("pyspark", "numpy", "scipy"):
+    for need in ("pyspark", "numpy", "scipy", "cryptography"):
         assert any(r.startswith(need) and "extra" not in r for r in requires), requires
     assert any(r.startswith("tomli") and 'python_version < "3.11"' in r for r in requires), requires
     assert any(r.startswith("pyarrow") and 'extra == "ml"' in r for r in requires), requires

@@ -580,9 +580,10 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scale", type=float, default=1.0, help="multiplies every row count (0.05 runs in ~1 min)")
     p.add_argument("--iterations", type=int, default=10, help="iterations k per timed run (default 10)")
-    p.add_argument("--workloads", default="dense,sparse,scaling,wide,concurrency,quality,connect",
+    p.add_argument("--workloads", default="dense,sparse,scaling,wide,concurrency,quality,connect,deployments",
                    help="comma-separated: dense,sparse,scaling,wide,concurrency,quality (time to quality),"
-                        "connect (sparkgd-df under Spark Connect)")
+                        "connect (sparkgd-df under Spark Connect), deployments (a standalone cluster with "
+                        "dynamic allocation, encryption, speculation: deployments.py)")
     p.add_argument("--master", default="local[2]", help="Spark master (wide runs on local-cluster[2,1,1024])")
     p.add_argument("--rounds", type=int, default=5, help="rounds of the concurrency workload")
     p.add_argument("--json", default="benchmarks/results.json", help="where to write the results")
@@ -598,6 +599,10 @@ def main(argv: list[str]) -> int:
         wide_on_local_cluster(args, rows)
     if "connect" in work and not cluster:
         connect_workload(args, rows)
+    if "deployments" in work and not cluster:
+        from deployments import deployments_workload
+
+        deployments_workload(args, rows)
     spark = (SparkSession.builder.master(args.master).appName("sparkgd-bench")
              .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
              .config("spark.driver.memory", "8g").config("spark.executor.memory", "1g")

@@ -49,6 +49,7 @@ CHALLENGE, ANSWER, PROOF, ADDRESS, SETUP, ITERATION, PIECES, STOP, SUMMARY, PLAN
 
 
 TAG = 16  # bytes of an AES-GCM tag
+COPY = -1  # the handshake's extra value of a second attempt of a task (a retry, a speculative copy)
 
 
 class ChannelError(Exception):

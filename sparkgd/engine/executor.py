@@ -24,6 +24,7 @@ from sparkgd.core.tree import CombineTree
 from sparkgd.engine import timeouts
 from sparkgd.engine.channel import (
     ADDRESS,
+    COPY,
     ITERATION,
     PIECES,
     PLAN,
@@ -62,16 +63,21 @@ def bind(host: str, first_port: int, retries: int = 16) -> socket.socket:
     raise OSError(f"no free port on {host} from {first_port}: {error}")
 
 
-def admit(conn: socket.socket, peer: Any, secret: bytes, indices: range, taken: Iterable[int], who: str
-           ) -> tuple[int, Link] | None:
+def admit(conn: socket.socket, peer: Any, secret: bytes, indices: range, taken: Iterable[int], who: str,
+          copies: list[Link] | None = None) -> tuple[int, Link] | None:
     """The task index ``conn`` proves with the secret and the sealed link, or ``None`` (logged, closed) for a
-    wrong secret, an index outside ``indices`` or one already ``taken``."""
+    wrong secret, an index outside ``indices`` or one already ``taken``. A second attempt of a task
+    (:data:`COPY`) goes into ``copies`` when given (it waits there for STOP), and ``None`` is returned."""
     conn.settimeout(timeouts.HANDSHAKE)
     try:
-        index, _, link = accept_handshake(conn, secret)
+        index, extra, link = accept_handshake(conn, secret)
     except (ChannelError, OSError) as e:
         log.warning("%s: refused a connection from %s: %s", who, peer, e)
         conn.close()
+        return None
+    if extra == COPY and copies is not None and index in indices:
+        log.debug("%s: a second attempt of task %d waits for the end of the call", who, index)
+        copies.append(link)
         return None
     if index not in indices or index in taken:
         log.warning("%s: refused a second connection for task %d from %s", who, index, peer)
@@ -100,7 +106,19 @@ def _fold(blocks: list[Block], tree: CombineTree, weights: np.ndarray, seed: int
 
 def serve(task: int, rows: Any, *, driver: tuple[str, int], secret: bytes, spec: FoldSpec, num_partitions: int,
            depth: int, num_weights: int, port: int, num_tasks: int) -> list:
-    """A resident task: hold the blocks, then fold them for every iteration until told to stop."""
+    """A resident task: hold the blocks, then fold them for every iteration until told to stop.
+
+    A second attempt (a speculative copy, a retry) never serves: it waits on the driver until the crew
+    stops (:func:`_wait_as_copy`). Ending at once would make Spark kill a running original for a copy's
+    success; sleeping until killed would hold a slot the call may need after a lost task."""
+    from pyspark import TaskContext
+
+    ctx = TaskContext.get()
+    if ctx is not None and ctx.attemptNumber() > 0:
+        print(f"sparkgd: attempt {ctx.attemptNumber()} of resident task {task} waits for the end of the training "
+              "call (a speculative copy or a retry)", file=sys.stderr)
+        _wait_as_copy(driver, secret, task)
+        return []
     blocks = list(rows)  # read once from Spark's block manager; consumed, so the Python worker can be reused
     try:
         sock = socket.create_connection(driver, timeout=timeouts.CONNECT)
@@ -116,6 +134,18 @@ def serve(task: int, rows: Any, *, driver: tuple[str, int], secret: bytes, spec:
         work(link, task, blocks, secret=secret, spec=spec, tree=CombineTree(num_partitions, depth),
               num_weights=num_weights, port=port, num_tasks=num_tasks)
     return []
+
+
+def _wait_as_copy(driver: tuple[str, int], secret: bytes, task: int) -> None:
+    """Connect as a second attempt of ``task`` and wait until the driver says STOP or the channel breaks (the
+    crew has ended, the driver closed its socket)."""
+    try:
+        with socket.create_connection(driver, timeout=timeouts.CONNECT) as sock:
+            link = connect_handshake(sock, secret, task, COPY)
+            link.settimeout(None)
+            recv(link, (STOP,), 0)
+    except (OSError, ChannelError):
+        pass
 
 
 def work(sock: Link, task: int, blocks: list[Block], *, secret: bytes, spec: FoldSpec, tree: CombineTree,

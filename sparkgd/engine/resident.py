@@ -39,7 +39,9 @@ import atexit
 import enum
 import functools
 import logging
+import re
 import secrets
+import select
 import socket
 import threading
 import time
@@ -119,6 +121,23 @@ def seconds(sc: SparkContext, key: str, default: float) -> float:
     if not value > 0:
         raise ValueError(f"{key} must be a positive number of seconds, got {text!r}")
     return value
+
+
+def spark_seconds(text: str, default: float) -> float:
+    """A Spark time value (``"3s"``, ``"100ms"``, ``"2min"``, a bare number of ms for ``spark.locality.wait``)."""
+    m = re.fullmatch(r"\s*([0-9.]+)\s*(ms|s|m|min|h)?\s*", text or "")
+    if m is None:
+        return default
+    scale = {"ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+    return float(m.group(1)) * scale[m.group(2) or "ms"]
+
+
+def busy_after(sc: SparkContext) -> float:
+    """How long a start waits for its own tasks to get slots: :data:`~timeouts.BUSY_AFTER`, and at least the
+    locality wait (a coalesced group waits that long for a slot on its blocks' host before Spark runs it
+    elsewhere; giving up sooner made starts fail whenever one host's slots were the busy ones)."""
+    locality = spark_seconds(spark_conf(sc).get("spark.locality.wait", "3s"), 3.0)
+    return max(timeouts.BUSY_AFTER, locality + timeouts.BUSY_AFTER / 4)
 
 
 def off_reason(sc: SparkContext) -> str | None:
@@ -272,6 +291,7 @@ class Crew:
         self.job: _Job | None = None
         self.serve_first: ServeFirst | None = None  # builders only: what their build tasks need to wait
         self._conns: dict[int, Link] = {}  # every task's connection while WAITING
+        self._copies: list[Link] = []  # second attempts of tasks (retries, speculative copies): they wait for STOP
         self._root: Link | None = None  # the root's while SERVING
         self._tree: CombineTree | None = None
         self._d = 0
@@ -381,22 +401,22 @@ class Crew:
     def _accept(self, deadline: float | None,
                 admitted: Callable[[int, Link], None] | None = None) -> dict[int, Link]:
         """Every task's connection, by task index (``admitted`` reads what a task sends first); :class:`Lost` when
-        the job ends, ``deadline`` passes, or some task waits for a slot after :data:`~timeouts.BUSY_AFTER`."""
+        the job ends, ``deadline`` passes, or some task waits for a slot after :func:`busy_after`."""
         conns: dict[int, Link] = {}
-        started = time.monotonic()
+        started, patience = time.monotonic(), busy_after(self.sc)
         try:
             while len(conns) < self.num_tasks:
-                if not self._alive():
-                    raise self._ended("the job ended before its tasks connected")
+                if not self._healthy():
+                    raise self._ended("the job ended (or a task of it failed) before its tasks connected")
                 if deadline is not None and time.monotonic() > deadline:
                     raise Lost(f"only {len(conns)} of {self.num_tasks} tasks connected in time")
-                if time.monotonic() > started + timeouts.BUSY_AFTER and _waiting(self.sc, self.tag, ours=True):
+                if time.monotonic() > started + patience and _waiting(self.sc, self.tag, ours=True):
                     raise Lost("the slots are busy: not every task could start", busy=True)
                 try:
                     conn, peer = self._server.accept()
                 except TimeoutError:
                     continue
-                got = admit(conn, peer, self.secret, range(self.num_tasks), conns, self.who)
+                got = admit(conn, peer, self.secret, range(self.num_tasks), conns, self.who, self._copies)
                 if got is None:
                     continue
                 index, link = got
@@ -404,14 +424,13 @@ class Crew:
                 if admitted is not None:
                     admitted(index, link)
         except BaseException as e:
+            self._server.close()  # tasks that connect later are refused and end at once
             for conn in conns.values():
                 conn.close()
             if isinstance(e, (ChannelError, OSError)):
                 raise Lost(f"the tasks did not set up: {e}") from None
             raise
-        finally:
-            self._server.close()
-        return conns
+        return conns  # the socket stays open for second attempts of the tasks until the crew stops
 
     def _link(self, conns: dict[int, Link]) -> None:
         """Tell tasks 1.. where the root (task 0) listens; keep the connection to the root only: SERVING."""
@@ -444,7 +463,7 @@ class Crew:
                 raise self._ended("the resident job ended")
             try:
                 send(self._root, ITERATION, encode_iteration(seed, weights))
-                _, payload = recv(self._root, (PIECES,), pieces_size(1, self._d), self._alive)
+                _, payload = recv(self._root, (PIECES,), pieces_size(1, self._d), self._healthy)
                 pieces = decode_pieces(payload, self._d)
             except (ChannelError, OSError) as e:
                 self._hang_up()
@@ -462,6 +481,11 @@ class Crew:
     def _alive(self) -> bool:
         return self.job is not None and self.job.thread.is_alive()
 
+    def _healthy(self) -> bool:
+        """The job runs and none of its tasks failed. A second attempt of a resident task (a retry, a speculative
+        copy) waits to be killed instead of serving, so a failed task would leave the crew one short for good."""
+        return self._alive() and not any(s.numFailedTasks for s in _stages(self.sc, self.tag, ours=True))
+
     def _ended(self, what: str) -> Lost:
         assert self.job is not None
         self.job.thread.join(timeout=timeouts.JOB_END)  # a broken channel: the job is ending, wait for its outcome
@@ -474,9 +498,29 @@ class Crew:
             self._watcher = threading.Thread(target=self._hand_over_when_due, daemon=True)
             self._watcher.start()
 
+    def _admit_copies(self) -> None:
+        """Take the second attempts of tasks that wait to connect (they are told STOP with the crew; any other
+        connection is refused)."""
+        while True:
+            try:
+                if not select.select([self._server], [], [], 0)[0]:
+                    return
+                conn, peer = self._server.accept()
+            except (OSError, ValueError):  # closed by stop meanwhile
+                return
+            copies: list[Link] = []
+            if admit(conn, peer, self.secret, range(self.num_tasks), range(self.num_tasks), self.who, copies) is None:
+                with self._lock:
+                    keep = self.state in (State.WAITING, State.SERVING)
+                    if keep:
+                        self._copies += copies
+                for link in copies if not keep else ():
+                    link.close()
+
     def _hand_over_when_due(self) -> None:
         clock = _HandOverClock(self.sc, self.tag)
         while not self._wake.wait(timeouts.WATCH_POLL):
+            self._admit_copies()
             if not self._lock.acquire(blocking=False):
                 clock.reset()  # an iteration is in flight: the tasks are busy, not idle
                 continue
@@ -493,9 +537,10 @@ class Crew:
                 self._lock.release()
 
     def _hang_up(self) -> None:
-        """Send STOP on every connection held and close it (caller holds the lock)."""
-        held = list(self._conns.values()) + ([self._root] if self._root is not None else [])
-        self._conns, self._root = {}, None
+        """Send STOP on every connection held and close it, and stop listening (caller holds the lock)."""
+        self._server.close()
+        held = list(self._conns.values()) + ([self._root] if self._root is not None else []) + self._copies
+        self._conns, self._root, self._copies = {}, None, []
         for conn in held:
             try:
                 conn.settimeout(timeouts.STOP_SEND)
@@ -519,7 +564,6 @@ class Crew:
             self._watcher.join(timeout=timeouts.WATCHER_JOIN)  # not left running into interpreter shutdown
         with self._lock:
             self._hang_up()
-            self._server.close()
             if self.state is not State.HANDED_OVER:
                 self.state = State.STOPPED
         job = self.job
@@ -535,7 +579,8 @@ class Crew:
         while job.thread.is_alive() and time.monotonic() < deadline:
             self.sc.cancelJobsWithTag(self.tag)
             job.thread.join(timeout=timeouts.CANCEL_POLL)
-        while any(s.numActiveTasks for s in _stages(self.sc, self.tag, ours=True)) and time.monotonic() < deadline:
+        while cancel and any(s.numActiveTasks for s in _stages(self.sc, self.tag, ours=True)) \
+                and time.monotonic() < deadline:
             time.sleep(timeouts.CANCEL_POLL)  # killed Python tasks hold their slots for a while: free when we return
         if job.thread.is_alive():
             log.warning("%s: the job did not end within %.0f s of its cancellation", self.who, timeouts.CANCEL)

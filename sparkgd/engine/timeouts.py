@@ -13,8 +13,8 @@ one Spark job per iteration. Long enough for a first launch of Python workers on
 START_KEY = "spark.sparkgd.resident.startTimeout"
 
 BUSY_AFTER = 2.0
-"""Once started this long, a start whose own tasks still wait for a slot gives up (the slots are busy):
-a launch on free slots takes well under a second."""
+"""Once started this long (and at least ``spark.locality.wait`` plus a quarter of this), a start whose own
+tasks still wait for a slot gives up (the slots are busy): a launch on free slots takes well under a second."""
 
 HAND_OVER = 0.3
 """Another job of the application with tasks waiting this long for a slot makes idle resident tasks (and

@@ -279,6 +279,22 @@ def test_executors_that_cannot_reach_the_driver_leave_one_job_per_iteration(sc, 
     monkeypatch.setattr(resident, "spark_conf", lambda _: conf | {"spark.driver.host": "127.0.0.2",
                                                                   "spark.driver.bindAddress": "127.0.0.1"})
     began = time.monotonic()
-    with pytest.raises(Lost, match="ended before its tasks connected"):
+    with pytest.raises(Lost, match="ended .*before its tasks connected"):
         Crew.start(sc, small_blocks.rdd, 2, 2, KW, 5)
     assert time.monotonic() - began < 15
+
+
+def test_a_start_waits_out_the_locality_wait_before_calling_the_slots_busy(spark, monkeypatch):
+    """A coalesced group waits spark.locality.wait for a slot on its blocks' host: giving up sooner failed starts
+    whenever one host's slots were the busy ones (seen with speculation on two hosts)."""
+    from sparkgd.engine.resident import busy_after, spark_seconds
+
+    assert [spark_seconds(t, -1.0) for t in ("3s", "100ms", "250", "2min", "soon")] == [3.0, 0.1, 0.25, 120.0, -1.0]
+    sc = spark.sparkContext
+    conf = dict(sc.getConf().getAll())
+    conf.pop("spark.locality.wait", None)
+    for wait, want in (("0", timeouts.BUSY_AFTER), ("10s", 10.0 + timeouts.BUSY_AFTER / 4),
+                       (None, 3.0 + timeouts.BUSY_AFTER / 4)):
+        given = conf if wait is None else conf | {"spark.locality.wait": wait}
+        monkeypatch.setattr(resident, "spark_conf", lambda _, given=given: given)
+        assert busy_after(sc) == want  # None: Spark's default, 3 s

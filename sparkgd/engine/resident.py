@@ -146,8 +146,8 @@ def off_reason(sc: SparkContext) -> str | None:
     Dynamic allocation, speculation and Spark's encryption leave them on: they use the executors
     present when they start (one removed is a lost task: the call goes on with Spark jobs), and
     every frame of their channel is sealed (:class:`~sparkgd.engine.channel.Link`). A second
-    attempt of a resident task (a retry, a speculative copy) finds the driver no longer listening
-    and fails; the call goes on with Spark jobs when that ends the resident job.
+    attempt of a resident task (a retry, a speculative copy) never serves: it waits on the driver as
+    a copy until the crew stops (:func:`~sparkgd.engine.executor.serve`).
     """
     if _conf(sc, ENABLED, "true").lower() == "false":
         return f"{ENABLED}=false"
@@ -483,7 +483,7 @@ class Crew:
 
     def _healthy(self) -> bool:
         """The job runs and none of its tasks failed. A second attempt of a resident task (a retry, a speculative
-        copy) waits to be killed instead of serving, so a failed task would leave the crew one short for good."""
+        copy) waits as a copy instead of serving, so a failed task would leave the crew one short for good."""
         return self._alive() and not any(s.numFailedTasks for s in _stages(self.sc, self.tag, ours=True))
 
     def _ended(self, what: str) -> Lost:

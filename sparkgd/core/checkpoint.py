@@ -111,8 +111,13 @@ class Checkpointer:
 
 def write_state(dirs: Any, path: str, state: SGDState, fingerprint: str, **extra: Any) -> None:
     """``state`` as a checkpoint directory at ``path`` (whole or absent); ``extra`` goes into its metadata."""
+    dirs.write(path, *state_record(state, fingerprint=fingerprint, **extra))
+
+
+def state_record(state: SGDState, **extra: Any) -> tuple[dict, dict[str, np.ndarray]]:
+    """``state`` as JSON metadata and named float64 arrays (a checkpoint's, or a Connect chunk's reply)."""
     meta = {"class": "SGDState", "iteration": state.iteration, "regVal": state.reg_val,
-            "converged": state.converged, "rowsSampled": state.rows_sampled, "fingerprint": fingerprint,
+            "converged": state.converged, "rowsSampled": state.rows_sampled,
             "hasPrevious": state.previous_weights is not None, "optimizerState": sorted(state.optimizer_state),
             "averageCount": state.average_count, "noImprovement": state.no_improvement,
             "bestValidation": state.best_validation if math.isfinite(state.best_validation) else None, **extra}
@@ -123,7 +128,21 @@ def write_state(dirs: Any, path: str, state: SGDState, fingerprint: str, **extra
     if state.average is not None:
         arrays["average"] = state.average
     arrays.update({f"optimizer.{k}": v for k, v in state.optimizer_state.items()})
-    dirs.write(path, meta, arrays)
+    return meta, arrays
+
+
+def state_from_record(meta: dict, arrays: dict[str, np.ndarray]) -> SGDState:
+    """The inverse of :func:`state_record` (the arrays are copied: the loop may update them in place)."""
+    a = {k: np.array(v) for k, v in arrays.items()}
+    return SGDState(iteration=int(meta["iteration"]), weights=a["weights"], reg_val=float(meta["regVal"]),
+                    loss_history=a["lossHistory"].tolist(),
+                    previous_weights=a.get("previousWeights") if meta.get("hasPrevious") else None,
+                    converged=bool(meta["converged"]), rows_sampled=int(meta.get("rowsSampled", 0)),
+                    optimizer_state={k: a[f"optimizer.{k}"] for k in meta.get("optimizerState", [])},
+                    average=a.get("average"), average_count=int(meta.get("averageCount", 0)),
+                    validation_history=a.get("validationHistory", np.zeros(0)).tolist(),
+                    best_validation=math.inf if meta.get("bestValidation") is None else float(meta["bestValidation"]),
+                    no_improvement=int(meta.get("noImprovement", 0)))
 
 
 def _checkpoints(dirs: Any, directory: str) -> list[int]:
@@ -160,12 +179,4 @@ def read_state(dirs: Any, path: str, fingerprint: str, settings: dict[str, str] 
             differ = f" (these differ: {', '.join(names)})" if names else ""
         raise CheckpointMismatchError(f"checkpoint {path} was written by a run with other settings{differ}; "
                                       "use another checkpoint directory or the same settings")
-    return SGDState(iteration=int(meta["iteration"]), weights=arrays["weights"], reg_val=float(meta["regVal"]),
-                    loss_history=arrays["lossHistory"].tolist(),
-                    previous_weights=arrays.get("previousWeights") if meta.get("hasPrevious") else None,
-                    converged=bool(meta["converged"]), rows_sampled=int(meta.get("rowsSampled", 0)),
-                    optimizer_state={k: arrays[f"optimizer.{k}"] for k in meta.get("optimizerState", [])},
-                    average=arrays.get("average"), average_count=int(meta.get("averageCount", 0)),
-                    validation_history=arrays.get("validationHistory", np.zeros(0)).tolist(),
-                    best_validation=math.inf if meta.get("bestValidation") is None else float(meta["bestValidation"]),
-                    no_improvement=int(meta.get("noImprovement", 0))), meta
+    return state_from_record(meta, arrays), meta

@@ -19,6 +19,7 @@ class SGDDivergenceError(ArithmeticError):
                  value: float | None = None) -> None:
         self.iteration = iteration
         self.last_finite_loss = last_finite_loss
+        self.what, self.value = what, value
         last = "none" if last_finite_loss is None else f"{last_finite_loss:.6g}"
         if value is None:
             found = f"the {what} is not finite (last finite loss: {last})"

@@ -170,7 +170,13 @@ def work(sock: Link, task: int, blocks: list[Block], *, secret: bytes, spec: Fol
         return  # the driver gave this start up (busy slots, a task that did not start): nothing to serve
     finally:
         sock.close()
-    with socket.create_connection(decode_address(address), timeout=timeouts.CONNECT) as root:
+    child(decode_address(address), task, blocks, secret=secret, spec=spec, tree=tree, frame_max=frame_max)
+
+
+def child(root_address: tuple[str, int], task: int, blocks: list[Block], *, secret: bytes, spec: FoldSpec,
+          tree: CombineTree, frame_max: int) -> None:
+    """A task other than the root: connect to the root, fold the blocks for every iteration until STOP."""
+    with socket.create_connection(root_address, timeout=timeouts.CONNECT) as root:
         root.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         root = connect_handshake(root, secret, task)
         root.settimeout(None)
@@ -187,7 +193,6 @@ def work(sock: Link, task: int, blocks: list[Block], *, secret: bytes, spec: Fol
 
 def _root_loop(sock: Link, children: list[Link], blocks: list[Block], tree: CombineTree,
                spec: FoldSpec, num_weights: int, frame_max: int) -> None:
-    piece_max = pieces_size(tree.num_partitions, num_weights)
     while True:
         try:
             kind, frame = recv(sock, (ITERATION, STOP), frame_max)
@@ -198,14 +203,23 @@ def _root_loop(sock: Link, children: list[Link], blocks: list[Block], tree: Comb
         if kind == STOP:
             return
         seed, weights = decode_iteration(frame)
-        pieces = _fold(blocks, tree, weights, seed, spec)
-        for c in children:
-            _, payload = recv(c, (PIECES,), piece_max)
-            got = decode_pieces(payload, num_weights)
-            if got.keys() & pieces.keys():
-                raise ChannelError("two tasks sent the same part of the tree")
-            pieces.update(got)
-        send(sock, PIECES, encode_pieces({tree.root: tree.combine(pieces, merge)}))
+        total = root_sums(children, blocks, tree, spec, weights, seed, num_weights)
+        send(sock, PIECES, encode_pieces({tree.root: total}))
+
+
+def root_sums(children: list[Link], blocks: list[Block], tree: CombineTree, spec: FoldSpec, weights: np.ndarray,
+              seed: int, num_weights: int) -> Any:
+    """One iteration at the root, the ITERATION of ``seed`` and ``weights`` already sent to the
+    ``children``: fold the root's blocks, receive the children's pieces and combine all in the tree's order."""
+    piece_max = pieces_size(tree.num_partitions, num_weights)
+    pieces = _fold(blocks, tree, weights, seed, spec)
+    for c in children:
+        _, payload = recv(c, (PIECES,), piece_max)
+        got = decode_pieces(payload, num_weights)
+        if got.keys() & pieces.keys():
+            raise ChannelError("two tasks sent the same part of the tree")
+        pieces.update(got)
+    return tree.combine(pieces, merge)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,7 +21,7 @@ import functools
 import logging
 import math
 import warnings
-from typing import Callable, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 from pyspark import RDD
@@ -112,8 +112,69 @@ def descend(blocks: BlockedData, gradient: Gradient, updater: Updater, initial_w
         state = SGDState(0, w0, updater.regularization(w0, reg_param, penalized), optimizer_state=optimizer.init(w0))
     validation = (float(validation_fraction), int(seed)) if validation_fraction > 0 else None
     spec = FoldSpec(gradient, float(mini_batch_fraction), fit_intercept, scale, validation)
-    job = blocks.iteration_sums(aggregation_depth, spec, len(w0))
     shift = _Centring(center, scale, gradient.num_sets) if center is not None and fit_intercept else None
+    rules = Rules(optimizer, updater, schedule, float(reg_param), penalized, float(convergence_tol), int(seed),
+                  validation is not None, int(n_iter_no_change), int(average_from), shift)
+
+    def after(state: SGDState) -> None:
+        if checkpointer is not None:
+            checkpointer(state, final=state.iteration == num_iterations)
+        if callback is not None:
+            callback(state)
+
+    on_executors = getattr(blocks, "iterate_on_executors", None)
+    if on_executors is not None:  # Spark Connect: the loop runs in a task (sparkgd.engine.remote)
+        state = on_executors(rules, spec, aggregation_depth, len(w0), state, num_iterations, after,
+                             keep=_keeping(checkpointer, callback, num_iterations))
+    else:
+        job = blocks.iteration_sums(aggregation_depth, spec, len(w0))
+        try:
+            iterate(rules, job, state, num_iterations, after)
+        finally:
+            job.close()
+    return SGDResult(rules.final(state), list(state.loss_history), state.iteration, list(state.validation_history))
+
+
+def _keeping(checkpointer: checkpoint.Checkpointer | None, callback: Callable | None, num_iterations: int
+             ) -> Callable[[SGDState], bool]:
+    """Which iterations' states a loop run elsewhere must send back: every one for a callback, those a
+    checkpoint is due at for the checkpointer, else only the last."""
+    if callback is not None:
+        return lambda state: True
+    if checkpointer is not None:
+        interval = checkpointer.interval
+        return lambda state: state.iteration % interval == 0 or state.iteration == num_iterations or state.converged
+    return lambda state: False
+
+
+class Rules(NamedTuple):
+    """Everything an iteration does besides summing over the data: the update rule, the schedule, the
+    stopping tests, averaging and centring (see :func:`descend`); the same on the driver and in a task."""
+
+    optimizer: Optimizer
+    updater: Updater
+    schedule: Callable[[int], float]
+    reg_param: float
+    penalized: np.ndarray | None
+    convergence_tol: float
+    seed: int
+    validation: bool
+    n_iter_no_change: int
+    average_from: int
+    shift: _Centring | None
+
+    def final(self, state: SGDState) -> np.ndarray:
+        """The weights a run ending in ``state`` returns: the average (ASGD) or the last iterate, uncentred."""
+        w = state.average if self.average_from and state.average is not None else state.weights
+        return w if self.shift is None else self.shift.uncentred(w)
+
+
+def iterate(rules: Rules, job: Callable[[np.ndarray, int], Any], state: SGDState, num_iterations: int,
+            after: Callable[[SGDState], None], more: Callable[[], bool] = lambda: True) -> SGDState:
+    """Run iterations on ``state`` (updated in place) until it converges, reaches ``num_iterations``, or
+    ``more()`` says no (checked after each iteration); ``job(weights, seed)`` sums one pass over the data
+    and ``after(state)`` is called after every iteration."""
+    shift, validation, seed = rules.shift, rules.validation, rules.seed
 
     def evaluate(weights: np.ndarray, t: int) -> Evaluation | None:
         if shift is not None:
@@ -139,60 +200,53 @@ def descend(blocks: BlockedData, gradient: Gradient, updater: Updater, initial_w
     w = state.weights
     last_finite = state.loss_history[-1] if state.loss_history else None
     carried: Evaluation | None = None  # the line search's evaluation at the new weights
-    try:
-        while not state.converged and state.iteration < num_iterations:
-            t = state.iteration + 1
-            ev, carried = carried or evaluate(w, t), None
-            if ev is not None and ev.validation is not None and _stop_early(state, ev.validation, convergence_tol,
-                                                                             n_iter_no_change):
-                log.info("iteration %d: the held-out loss has not improved for %d iterations, stopping", t,
-                         n_iter_no_change)
-            elif ev is None or ev.loss is None:
-                state.iteration = t
-                log.warning("iteration %d: the mini-batch sample is empty%s, skipping the update", t,
-                            "" if ev is None else " (its rows all have weight 0)")
-                state.rows_sampled = 0
-            else:
-                state.iteration = t
-                loss = ev.loss + state.reg_val
-                if not math.isfinite(loss):
-                    raise SGDDivergenceError(t, last_finite, "loss")
-                if not np.isfinite(ev.gradient).all():
-                    raise SGDDivergenceError(t, last_finite, "gradient")
-                state.loss_history.append(loss)
-                if diverging(state.loss_history):
-                    raise SGDDivergenceError(t, state.loss_history[0], "objective", loss)
-                last_finite = loss
-                new_w, state.reg_val, state.optimizer_state, carried, stalled = optimizer.step(
-                    w, ev.loss, ev.gradient, schedule(t), functools.partial(trial, t=t), state.optimizer_state,
-                    updater, reg_param, penalized)
-                if stalled:
-                    log.info("iteration %d: no step decreases the objective, stopping", t)
-                    state.converged = True
-                if not np.isfinite(new_w).all():
-                    raise SGDDivergenceError(t, last_finite, "weight vector")
-                if state.previous_weights is not None and not validation:
-                    with np.errstate(over="ignore"):
-                        diff = np.linalg.norm(new_w - w)
-                        state.converged |= bool(diff < convergence_tol * max(np.linalg.norm(new_w), 1.0))
-                if average_from and t >= average_from:
-                    state.average_count += 1
-                    state.average = new_w.copy() if state.average is None else \
-                        state.average + (new_w - state.average) / state.average_count
-                state.previous_weights = w
-                w = state.weights = new_w
-                state.rows_sampled = ev.rows
-            log.debug("iteration %d done", t)  # benchmarks/bench.py times iterations by these records
-            if checkpointer is not None:
-                checkpointer(state, final=state.iteration == num_iterations)
-            if callback is not None:
-                callback(state)
-    finally:
-        job.close()
-    final = state.average if average_from and state.average is not None else w
-    if shift is not None:
-        final = shift.uncentred(final)
-    return SGDResult(final, list(state.loss_history), state.iteration, list(state.validation_history))
+    while not state.converged and state.iteration < num_iterations:
+        t = state.iteration + 1
+        ev, carried = carried or evaluate(w, t), None
+        if ev is not None and ev.validation is not None and _stop_early(state, ev.validation, rules.convergence_tol,
+                                                                         rules.n_iter_no_change):
+            log.info("iteration %d: the held-out loss has not improved for %d iterations, stopping", t,
+                     rules.n_iter_no_change)
+        elif ev is None or ev.loss is None:
+            state.iteration = t
+            log.warning("iteration %d: the mini-batch sample is empty%s, skipping the update", t,
+                        "" if ev is None else " (its rows all have weight 0)")
+            state.rows_sampled = 0
+        else:
+            state.iteration = t
+            loss = ev.loss + state.reg_val
+            if not math.isfinite(loss):
+                raise SGDDivergenceError(t, last_finite, "loss")
+            if not np.isfinite(ev.gradient).all():
+                raise SGDDivergenceError(t, last_finite, "gradient")
+            state.loss_history.append(loss)
+            if diverging(state.loss_history):
+                raise SGDDivergenceError(t, state.loss_history[0], "objective", loss)
+            last_finite = loss
+            new_w, state.reg_val, state.optimizer_state, carried, stalled = rules.optimizer.step(
+                w, ev.loss, ev.gradient, rules.schedule(t), functools.partial(trial, t=t), state.optimizer_state,
+                rules.updater, rules.reg_param, rules.penalized)
+            if stalled:
+                log.info("iteration %d: no step decreases the objective, stopping", t)
+                state.converged = True
+            if not np.isfinite(new_w).all():
+                raise SGDDivergenceError(t, last_finite, "weight vector")
+            if state.previous_weights is not None and not validation:
+                with np.errstate(over="ignore"):
+                    diff = np.linalg.norm(new_w - w)
+                    state.converged |= bool(diff < rules.convergence_tol * max(np.linalg.norm(new_w), 1.0))
+            if rules.average_from and t >= rules.average_from:
+                state.average_count += 1
+                state.average = new_w.copy() if state.average is None else \
+                    state.average + (new_w - state.average) / state.average_count
+            state.previous_weights = w
+            w = state.weights = new_w
+            state.rows_sampled = ev.rows
+        log.debug("iteration %d done", t)  # benchmarks/bench.py times iterations by these records
+        after(state)
+        if not more():
+            break
+    return state
 
 
 def _checkpoints(blocks: BlockedData, settings: dict, directory: str, interval: int, resume: bool,

@@ -9,15 +9,29 @@ partition's sums, and the client combines them in the :class:`~sparkgd.core.tree
 order, so a model is bit for bit the classic engine's on the same data and partitioning. When the
 partial sums would exceed one vector by more than :data:`~sparkgd.engine.aggregation.SMALL_EXTRA`,
 the lower levels of the tree are combined on the executors (one ``groupBy().applyInArrow`` per
-level) and the client receives the top level only. Resident tasks stay off: executors cannot, in
-general, reach a Connect client.
+level) and the client receives the top level only.
+
+Faster, when the cluster can hold all the blocks' tasks at once (:func:`resident_off`): the loop itself
+runs in a task (:meth:`RemoteBlocks.iterate_on_executors`). One barrier ``mapInArrow`` job over the
+blocks, whose task 0 runs :func:`~sparkgd.engine.loop.iterate` (the sampler's seeds, the update, the
+stopping tests: the classic driver's code, so the same bits) and is the root of the combine tree; the
+other tasks connect to it over the resident channel (:mod:`sparkgd.engine.channel`: authenticated,
+sealed, never unpickled), its port passed by one ``allGather``. A job runs a chunk of iterations
+(:data:`~sparkgd.engine.timeouts.CHUNK` seconds, at most :data:`~sparkgd.engine.timeouts.CHUNK_ITERATIONS`)
+and returns the loop's state, as JSON and raw arrays, to the client, which writes the checkpoints,
+calls the callbacks with every iteration's state, and starts the next chunk. Executors cannot, in
+general, reach a Connect client, so nothing of an iteration goes through it.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from typing import Any, Iterator
+import logging
+import os
+import re
+import time
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -25,11 +39,17 @@ import scipy.sparse as sp
 
 from sparkgd.core import sums as _sums
 from sparkgd.core.block import Block, FoldSpec, fold, summary_from_json, summary_to_json
+from sparkgd.core.checkpoint import state_from_record, state_record
+from sparkgd.core.errors import SGDDivergenceError
+from sparkgd.core.state import SGDState
 from sparkgd.core.sums import merge
 from sparkgd.core.tree import CombineTree
+from sparkgd.engine import timeouts
 from sparkgd.engine.blocks import BlockFacts
 
-_BLOCKS_SCHEMA = "partition int, chunk int, block binary, summary string"
+log = logging.getLogger("sparkgd")
+
+_BLOCKS_SCHEMA = "partition int, chunk int, block binary, summary string, cores int"
 CHUNK = 4 << 20  # bytes of a block per row: Spark hands many 4 MiB values to Python faster than one of 80 MiB
 _SUMS_SCHEMA = "level int, node int, sums binary"
 
@@ -45,7 +65,7 @@ def _pack(arrays: dict[str, np.ndarray | None], meta: dict) -> bytes:
     for name, a in arrays.items():
         if a is None:
             continue
-        a = np.ascontiguousarray(a)
+        a = np.asarray(a, order="C")  # not ascontiguousarray: it makes a 0-d array (Adam's count) 1-d
         entries.append([name, a.dtype.str, list(a.shape), at])
         parts.append(a.tobytes() + bytes(-a.nbytes % _ALIGN))
         at += a.nbytes + (-a.nbytes % _ALIGN)
@@ -107,9 +127,10 @@ def _build(batches: Iterator[pa.RecordBatch], *, columns: tuple[str, str, str], 
     chunks = [data[at:at + CHUNK] for at in range(0, len(data), CHUNK)]
     yield pa.RecordBatch.from_pydict(
         {"partition": [partition] * len(chunks), "chunk": list(range(len(chunks))), "block": chunks,
-         "summary": [summary_to_json(summarize(block, moments))] + [None] * (len(chunks) - 1)},
+         "summary": [summary_to_json(summarize(block, moments))] + [None] * (len(chunks) - 1),
+         "cores": [os.cpu_count() or 1] * len(chunks)},
         schema=pa.schema([("partition", pa.int32()), ("chunk", pa.int32()), ("block", pa.binary()),
-                          ("summary", pa.string())]))
+                          ("summary", pa.string()), ("cores", pa.int32())]))
 
 
 _SUMS = pa.schema([("level", pa.int32()), ("node", pa.int32()), ("sums", pa.binary())])
@@ -128,14 +149,19 @@ def _joined(chunks: list[tuple[int, Any]]) -> np.ndarray:
     return out
 
 
-def _leaves(batches: Iterator[pa.RecordBatch], *, weights: np.ndarray, seed: int, spec: FoldSpec
-            ) -> Iterator[pa.RecordBatch]:
+def _blocks(batches: Iterator[pa.RecordBatch]) -> list[Block]:
+    """A task's blocks, in partition order, from the rows of the blocks DataFrame it reads."""
     found: dict[int, list[tuple[int, Any]]] = {}
     for b in batches:
         for p, c, data in zip(b.column("partition").to_pylist(), b.column("chunk").to_pylist(), b.column("block")):
             found.setdefault(p, []).append((c, data.as_buffer()))
-    for p, chunks in sorted(found.items()):
-        value = fold(decode_block(_joined(chunks)), weights, seed, spec)
+    return [decode_block(_joined(chunks)) for _, chunks in sorted(found.items())]
+
+
+def _leaves(batches: Iterator[pa.RecordBatch], *, weights: np.ndarray, seed: int, spec: FoldSpec
+            ) -> Iterator[pa.RecordBatch]:
+    for block in _blocks(batches):
+        p, value = block.partition, fold(block, weights, seed, spec)
         yield pa.RecordBatch.from_pydict({"level": [0], "node": [p], "sums": [_sums.encode(value)]}, schema=_SUMS)
 
 
@@ -166,7 +192,7 @@ class RemoteBlocks(BlockFacts):
         self.df = df.mapInArrow(functools.partial(_build, columns=columns, moments=moments), _BLOCKS_SCHEMA) \
             .persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            rows = self.df.where("chunk = 0").select("partition", "summary").collect()
+            rows = self.df.where("chunk = 0").select("partition", "summary", "cores").collect()
         except Exception as e:
             if "No module named 'sparkgd" in str(e):
                 raise RuntimeError(
@@ -177,9 +203,54 @@ class RemoteBlocks(BlockFacts):
         summaries = sorted((summary_from_json(r["summary"]) for r in rows), key=lambda s: s.partition)
         super().__init__(summaries, columns)
         self.num_partitions = len(summaries)
+        self.cores = max((r["cores"] for r in rows), default=1)  # an executor machine's, for local[*]
+        self.chunks = 0  # the jobs that ran the loop in a task (iterate_on_executors)
 
     def iteration_sums(self, depth: int, spec: FoldSpec, num_weights: int) -> RemoteSums:
         return RemoteSums(self.df, CombineTree(self.num_partitions, depth), spec, num_weights)
+
+    def iterate_on_executors(self, rules: Any, spec: FoldSpec, depth: int, num_weights: int, state: SGDState,
+                             num_iterations: int, after: Callable[[SGDState], None],
+                             keep: Callable[[SGDState], bool]) -> SGDState:
+        """Run :func:`~sparkgd.engine.loop.iterate` in a task of a barrier job over the blocks, a chunk per
+        job, until ``state`` converges or reaches ``num_iterations``; ``after`` sees each state ``keep``
+        picks, in order. Where a barrier job cannot run (:func:`resident_off`), or a chunk's job fails,
+        each iteration is one Spark job. ``state`` is updated in place and returned."""
+        from sparkgd.engine.loop import iterate
+
+        spark = self.df.sparkSession
+        conf = functools.partial(_conf, spark)
+        reason = resident_off(conf, self.num_partitions, self.cores)
+        secret = os.urandom(32)
+        seconds = _seconds(conf(timeouts.CHUNK_KEY), timeouts.CHUNK)
+        while reason is None and not state.converged and state.iteration < num_iterations:
+            task = functools.partial(
+                _chunk, secret=secret, rules=rules, spec=spec, depth=depth, num_weights=num_weights,
+                num_partitions=self.num_partitions, state=encode_state(state),
+                until=min(num_iterations, state.iteration + timeouts.CHUNK_ITERATIONS), seconds=seconds, keep=keep)
+            try:
+                rows = self.df.mapInArrow(task, _CHUNK_SCHEMA, barrier=True).collect()
+            except Exception as e:  # noqa: BLE001 - any failure of the job: go on with one job per iteration
+                reason = f"the job running the loop in a task failed ({str(e).splitlines()[0][:200]})"
+                break
+            self.chunks += 1
+            error = None
+            for row in rows:
+                if row["kind"] == "error":
+                    error = SGDDivergenceError(*json.loads(row["meta"]))
+                    continue
+                got = decode_state(row["data"])
+                if row["kind"] == "kept":
+                    after(got)
+                else:
+                    _assign(state, got)
+            if error is not None:
+                raise error
+        if reason is not None and not state.converged and state.iteration < num_iterations:
+            log.info("sparkgd: under Spark Connect each iteration is one Spark job: %s", reason)
+            job = self.iteration_sums(depth, spec, num_weights)
+            iterate(rules, job, state, num_iterations, after)
+        return state
 
     def hadoop_dirs(self) -> Any:
         raise ValueError("under Spark Connect, checkpointDir must be a local path (the client writes the checkpoints)")
@@ -214,3 +285,137 @@ class RemoteSums:
     def close(self) -> None:
         pass
 
+
+
+_CHUNK_SCHEMA = "kind string, meta string, data binary"
+SLOTS_KEY = "spark.sparkgd.connect.slots"  # the task slots of the cluster, where the conf does not tell
+
+
+def _conf(spark: Any, key: str) -> str | None:
+    try:
+        return spark.conf.get(key, None)
+    except Exception:  # noqa: BLE001 - a key the server will not show
+        return None
+
+
+def _seconds(text: str | None, default: float) -> float:
+    """Seconds from a bare number, or a Spark time value (``"500ms"``, ``"1min"``)."""
+    from sparkgd.engine.resident import spark_seconds
+
+    if text is None:
+        return default
+    return float(text) if re.fullmatch(r"\s*[0-9.]+\s*", text) else spark_seconds(text, default)
+
+
+def task_slots(conf: Callable[[str], str | None], cores_seen: int) -> int | None:
+    """How many tasks the cluster runs at once, from the conf (``None``: it does not tell): ``local[N]``,
+    ``local-cluster[N, C, M]``, ``spark.cores.max`` or a static ``spark.executor.instances`` x
+    ``spark.executor.cores``, over ``spark.task.cpus``; :data:`SLOTS_KEY` overrides them."""
+    given = conf(SLOTS_KEY)
+    if given:
+        return int(given)
+    master = (conf("spark.master") or "").replace(" ", "")
+    cores: int | None = None
+    if m := re.fullmatch(r"local(?:\[(\*|\d+)(?:,\d+)?\])?", master):
+        cores = 1 if m.group(1) is None else cores_seen if m.group(1) == "*" else int(m.group(1))
+    elif m := re.fullmatch(r"local-cluster\[(\d+),(\d+),\d+\]", master):
+        cores = int(m.group(1)) * int(m.group(2))
+    elif conf("spark.cores.max"):
+        cores = int(conf("spark.cores.max") or 0)
+    elif conf("spark.executor.instances") and conf("spark.executor.cores"):
+        cores = int(conf("spark.executor.instances") or 0) * int(conf("spark.executor.cores") or 0)
+    return None if cores is None else cores // int(conf("spark.task.cpus") or 1)
+
+
+def resident_off(conf: Callable[[str], str | None], num_partitions: int, cores_seen: int) -> str | None:
+    """Why the loop cannot run in a task under Connect, or ``None``: a barrier job needs a static
+    allocation and a slot for every partition's task at once."""
+    if (conf("spark.sparkgd.residentTasks") or "true").lower() == "false":
+        return "spark.sparkgd.residentTasks is false"
+    if (conf("spark.dynamicAllocation.enabled") or "false").lower() == "true":
+        return "spark.dynamicAllocation.enabled: Spark refuses barrier jobs under dynamic allocation"
+    slots = task_slots(conf, cores_seen)
+    if slots is None:
+        return (f"the conf does not tell how many tasks the cluster runs at once; set {SLOTS_KEY} to run the "
+                "loop in a task")
+    if slots < num_partitions:
+        return (f"the data has {num_partitions} partitions and the cluster {slots} task slots (repartition the "
+                f"DataFrame to at most {slots} partitions)")
+    return None
+
+
+def encode_state(state: SGDState) -> bytes:
+    meta, arrays = state_record(state)
+    return _pack({k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}, meta)
+
+
+def decode_state(buf: Any) -> SGDState:
+    arrays, meta = _unpack(buf)
+    return state_from_record(meta, arrays)
+
+
+def _assign(state: SGDState, new: SGDState) -> None:
+    for name in state.__dataclass_fields__:
+        setattr(state, name, getattr(new, name))
+
+
+def _chunk(batches: Iterator[pa.RecordBatch], *, secret: bytes, rules: Any, spec: FoldSpec, depth: int,
+           num_weights: int, num_partitions: int, state: bytes, until: int, seconds: float,
+           keep: Callable[[SGDState], bool]) -> Iterator[pa.RecordBatch]:
+    """A task of the barrier job: task 0 runs the loop from ``state`` and is the root, the others serve it."""
+    from pyspark import BarrierTaskContext
+
+    from sparkgd.engine.channel import ITERATION, STOP, encode_iteration, iteration_size, send
+    from sparkgd.engine.executor import accept_children, bind, child, root_sums
+    from sparkgd.engine.loop import iterate
+
+    ctx = BarrierTaskContext.get()
+    blocks = _blocks(batches)
+    task, tree = ctx.partitionId(), CombineTree(num_partitions, depth)
+    infos = ctx.getTaskInfos()
+    host = infos[0].address.rsplit(":", 1)[0]  # the root's executor
+    if task != 0:
+        port = int(ctx.allGather("")[0])
+        child((host, port), task, blocks, secret=secret, spec=spec, tree=tree, frame_max=iteration_size(num_weights))
+        return
+    with bind(host, 0) as server:
+        ctx.allGather(str(server.getsockname()[1]))
+        children = accept_children(server, secret, len(infos) - 1)
+    out: dict[str, list] = {"kind": [], "meta": [], "data": []}
+    size, start = 0, time.monotonic()
+
+    def job(weights: np.ndarray, seed: int) -> Any:
+        frame = encode_iteration(seed, weights)
+        for c in children:
+            send(c, ITERATION, frame)
+        return root_sums(children, blocks, tree, spec, weights, seed, num_weights)
+
+    def after(s: SGDState) -> None:
+        nonlocal size
+        if keep(s):
+            data = encode_state(s)
+            size += len(data)
+            out["kind"].append("kept"), out["meta"].append(None), out["data"].append(data)
+
+    def more() -> bool:
+        return time.monotonic() - start < seconds and size < _KEPT_BYTES
+
+    loop_state = decode_state(state)
+    try:
+        iterate(rules, job, loop_state, until, after, more)
+    except SGDDivergenceError as e:
+        out["kind"].append("error"), out["data"].append(None)
+        out["meta"].append(json.dumps([e.iteration, e.last_finite_loss, e.what, e.value]))
+    finally:
+        for c in children:
+            try:
+                send(c, STOP)
+            except OSError:
+                pass
+            c.close()
+    out["kind"].append("last"), out["meta"].append(None), out["data"].append(encode_state(loop_state))
+    yield pa.RecordBatch.from_pydict(out, schema=pa.schema([("kind", pa.string()), ("meta", pa.string()),
+                                                            ("data", pa.binary())]))
+
+
+_KEPT_BYTES = 64 << 20  # the states a chunk sends back (one per iteration with a callback) stay under this

@@ -90,3 +90,12 @@ PATIENCE = 30.0
 
 TURN_POLL = 0.5
 """A waiting call re-checks its deadline this often (a released turn wakes it at once)."""
+
+# -- Spark Connect: the loop in a task (engine/remote.py) -------------------------------------------
+CHUNK = 10.0
+"""A task runs iterations for about this long, then returns the loop's state to the client, which starts
+the next chunk: other jobs get the slots between chunks, and a lost task costs at most one chunk."""
+CHUNK_KEY = "spark.sparkgd.connect.chunkSeconds"
+
+CHUNK_ITERATIONS = 1000
+"""... and at most this many iterations."""

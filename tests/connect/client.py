@@ -37,6 +37,7 @@ def main(remote: str, data: str, out: str) -> None:
     got["cv"] = numbers(cv.fit(df).bestModel)
     got["wide"] = numbers(wide().fit(spark.read.parquet(data + "-wide")))
     got.update(_reuse(spark, data, out))
+    got["in_a_task"] = _in_a_task(spark, data, out)
     with open(f"{out}/models.json", "w") as f:
         json.dump(got, f)
 
@@ -45,7 +46,7 @@ def _reuse(spark, data: str, out: str) -> dict:
     """Blocks of a cached input are built once; the same plan cached again with other content is rebuilt."""
     from pyspark.sql import functions as F
 
-    from sparkgd.engine import remote, reuse
+    from sparkgd.engine import remote, reuse  # noqa: F401 - remote: patched below
     from tests.connect.fits import ESTIMATORS, numbers
 
     builds = []
@@ -73,6 +74,52 @@ def _reuse(spark, data: str, out: str) -> dict:
     return {"reuse": {"builds_after_two": two, "first": first, "again_reg": again},
             "recached": {"same_plan": old_df.sameSemantics(new_df), "builds": len(builds), "old": old, "new": new,
                          "fresh": fresh}}
+
+
+def _in_a_task(spark, data: str, out: str) -> dict:
+    """The loop run in a task of a barrier job, chunk after chunk; and where it cannot, one job per iteration."""
+    from sparkgd.core.errors import SGDDivergenceError
+    from sparkgd.engine import remote
+    from tests.connect.fits import ESTIMATORS, numbers
+
+    chunks = []
+    real = remote.RemoteBlocks.iterate_on_executors
+
+    def counting(self, *args, **kwargs):
+        before = self.chunks
+        state = real(self, *args, **kwargs)
+        chunks.append(self.chunks - before)
+        return state
+
+    remote.RemoteBlocks.iterate_on_executors = counting
+    df = spark.read.parquet(data)
+    got: dict = {"fits": {}}
+    for name, make in ESTIMATORS.items():
+        spark.conf.set("spark.sparkgd.connect.chunkSeconds", "0")  # a chunk per iteration: the state travels
+        seen = []
+        est = make().setCallback(lambda s, seen=seen: seen.append([s.iteration, [repr(v) for v in s.weights]]))
+        one = numbers(est.fit(df))
+        spark.conf.unset("spark.sparkgd.connect.chunkSeconds")
+        whole = numbers(make().fit(df))
+        spark.conf.set("spark.sparkgd.residentTasks", "false")
+        jobs = numbers(make().fit(df))
+        spark.conf.unset("spark.sparkgd.residentTasks")
+        got["fits"][name] = {"chunked": one, "whole": whole, "jobs": jobs, "seen": seen}
+    got["chunks"] = chunks
+    est = ESTIMATORS["linear"]().setCheckpointDir(f"{out}/ckpt").setCheckpointInterval(4)
+    got["checkpointed"] = numbers(est.fit(df))
+    import os
+
+    got["checkpoints"] = sorted(os.listdir(f"{out}/ckpt"))
+    try:
+        ESTIMATORS["linear"]().setStepSize(1e4).setStandardization(False).fit(df)
+        got["diverged"] = None
+    except SGDDivergenceError as e:
+        got["diverged"] = [e.iteration, e.what]
+    three = df.repartition(3)  # more partitions than the 2 slots of local[2]: one job per iteration
+    got["three"] = {"model": numbers(ESTIMATORS["linear"]().fit(three)), "chunks": chunks[-1:]}
+    remote.RemoteBlocks.iterate_on_executors = real
+    return got
 
 
 if __name__ == "__main__":

@@ -143,3 +143,38 @@ def test_models_under_connect_are_the_classic_ones_bit_for_bit(spark, connect_se
     assert recached["new"] == recached["fresh"] != recached["old"]
     wide_df = spark.read.parquet(data + "-wide")
     assert wide_df.rdd.getNumPartitions() == 2 and got["wide"] == numbers(wide().fit(wide_df))
+    _check_loop_in_a_task(spark, df, got, tmp_path)
+
+
+def _check_loop_in_a_task(spark, df, got, tmp_path):
+    """Under Connect the loop ran in a task, a chunk per job: with a chunk per iteration (the state crossing
+    to the client and back every time), in one chunk, and with one job per iteration, the models are the
+    classic ones bit for bit, the callbacks see every iteration's classic weights, the checkpoints are the
+    classic ones, divergence raises as in classic mode; 3 partitions on 2 slots run one job per iteration."""
+    from sparkgd.core.checkpoint import LocalDirs
+    from sparkgd.core.errors import SGDDivergenceError
+    from tests.connect.fits import ESTIMATORS, numbers
+
+    task = got["in_a_task"]
+    chunks = list(task["chunks"])
+    for name, make in ESTIMATORS.items():
+        seen = []
+        want = numbers(make().setCallback(lambda s, seen=seen: seen.append([s.iteration, [repr(v) for v in s.weights]]))
+                       .fit(df))
+        fits = task["fits"][name]
+        assert fits["chunked"] == fits["whole"] == fits["jobs"] == want, name
+        assert fits["seen"] == seen and [i for i, _ in seen] == list(range(1, len(seen) + 1)), name
+        assert chunks[:3] == [len(seen), 1, 0], name  # a chunk per iteration; one chunk; no barrier job
+        chunks = chunks[3:]
+    assert chunks[:1] == [1]  # the checkpointed fit
+    ckpt = tmp_path / "classic-ckpt"
+    assert task["checkpointed"] == numbers(ESTIMATORS["linear"]().setCheckpointDir(str(ckpt))
+                                           .setCheckpointInterval(4).fit(df))
+    assert task["checkpoints"] == sorted(os.listdir(ckpt)) == ["ckpt-00000012", "ckpt-00000015"]
+    for name in task["checkpoints"]:
+        ours, theirs = LocalDirs().read(str(tmp_path / "out" / "ckpt" / name)), LocalDirs().read(str(ckpt / name))
+        assert ours[0] == theirs[0] and all((ours[1][k] == theirs[1][k]).all() for k in theirs[1]), name
+    with pytest.raises(SGDDivergenceError) as e:
+        ESTIMATORS["linear"]().setStepSize(1e4).setStandardization(False).fit(df)
+    assert task["diverged"] == [e.value.iteration, e.value.what]
+    assert task["three"] == {"model": numbers(ESTIMATORS["linear"]().fit(df.repartition(3))), "chunks": [0]}

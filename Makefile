@@ -6,7 +6,7 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
-.PHONY: setup run test test-oldest lint bench dist clean check-java
+.PHONY: setup run test test-minors lint bench dist clean check-java
 
 check-java:
 	@command -v java >/dev/null 2>&1 || { echo "error: Java 17+ is required by Spark and java is not on PATH; install it (Debian: apt-get install openjdk-17-jre-headless) or set JAVA_HOME"; exit 1; }
@@ -21,17 +21,23 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
-# The oldest supported pyspark, for the MLlib parity tests (CI runs them there too).
-OLDEST := .venv-oldest
-$(OLDEST)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(OLDEST)
-	$(OLDEST)/bin/python -m pip install -q --upgrade pip
-	$(OLDEST)/bin/python -m pip install -q 'pyspark>=3.5,<3.6' -e '.[dev]'
+# Every other pyspark minor the package declares (pyproject.toml), for the tests that touch Spark's
+# behaviour and internals: the MLlib parity tests, the engine, resident tasks, engine/_spark.py.
+MINORS := 3.5 4.0 4.1 4.2
+MINOR_TESTS := tests/spark/test_mllib_parity.py tests/spark/test_engine.py tests/spark/test_resident.py \
+	tests/spark/test_spark_internals.py
+.venv-%/.installed: pyproject.toml
+	$(PYTHON) -m venv .venv-$*
+	.venv-$*/bin/python -m pip install -q --upgrade pip
+	.venv-$*/bin/python -m pip install -q 'pyspark==$*.*' -e '.[dev]'
 	touch $@
 
-test-oldest: $(OLDEST)/.installed check-java
-	PYSPARK_PYTHON=$(abspath $(OLDEST)/bin/python) PYSPARK_DRIVER_PYTHON=$(abspath $(OLDEST)/bin/python) \
-		$(OLDEST)/bin/python -m pytest -q -p no:cacheprovider tests/spark/test_mllib_parity.py
+test-minors: $(foreach m,$(MINORS),.venv-$(m)/.installed) check-java
+	@set -e; for m in $(MINORS); do \
+		echo "== pyspark $$m: $$(.venv-$$m/bin/python -c 'import pyspark; print(pyspark.__version__)')"; \
+		PYSPARK_PYTHON=$(CURDIR)/.venv-$$m/bin/python PYSPARK_DRIVER_PYTHON=$(CURDIR)/.venv-$$m/bin/python \
+			.venv-$$m/bin/python -m pytest -q -p no:cacheprovider $(MINOR_TESTS); \
+	done
 
 run: setup check-java
 	$(VENV)/bin/spark-submit --master 'local[2]' --properties-file conf/spark-defaults.conf \

@@ -204,7 +204,8 @@ class RemoteBlocks(BlockFacts):
         super().__init__(summaries, columns)
         self.num_partitions = len(summaries)
         self.cores = max((r["cores"] for r in rows), default=1)  # an executor machine's, for local[*]
-        self.chunks = 0  # the jobs that ran the loop in a task (iterate_on_executors)
+        self.chunks = 0  # the jobs that ran the loop in a task (iterate_on_executors) ...
+        self.failed_chunks = 0  # ... and those that failed
 
     def iteration_sums(self, depth: int, spec: FoldSpec, num_weights: int) -> RemoteSums:
         return RemoteSums(self.df, CombineTree(self.num_partitions, depth), spec, num_weights)
@@ -214,8 +215,9 @@ class RemoteBlocks(BlockFacts):
                              keep: Callable[[SGDState], bool]) -> SGDState:
         """Run :func:`~sparkgd.engine.loop.iterate` in a task of a barrier job over the blocks, a chunk per
         job, until ``state`` converges or reaches ``num_iterations``; ``after`` sees each state ``keep``
-        picks, in order. Where a barrier job cannot run (:func:`resident_off`), or a chunk's job fails,
-        each iteration is one Spark job. ``state`` is updated in place and returned."""
+        picks, in order. A chunk whose job fails runs again from the state it started from (same bits);
+        where a barrier job cannot run (:func:`resident_off`), or a chunk failed :data:`CHUNK_TRIES` times
+        in a row, each iteration is one Spark job. ``state`` is updated in place and returned."""
         from sparkgd.engine.loop import iterate
 
         spark = self.df.sparkSession
@@ -223,6 +225,7 @@ class RemoteBlocks(BlockFacts):
         reason = resident_off(conf, self.num_partitions, self.cores)
         secret = os.urandom(32)
         seconds = _seconds(conf(timeouts.CHUNK_KEY), timeouts.CHUNK)
+        failed = 0
         while reason is None and not state.converged and state.iteration < num_iterations:
             task = functools.partial(
                 _chunk, secret=secret, rules=rules, spec=spec, depth=depth, num_weights=num_weights,
@@ -230,9 +233,17 @@ class RemoteBlocks(BlockFacts):
                 until=min(num_iterations, state.iteration + timeouts.CHUNK_ITERATIONS), seconds=seconds, keep=keep)
             try:
                 rows = self.df.mapInArrow(task, _CHUNK_SCHEMA, barrier=True).collect()
-            except Exception as e:  # noqa: BLE001 - any failure of the job: go on with one job per iteration
-                reason = f"the job running the loop in a task failed ({str(e).splitlines()[0][:200]})"
-                break
+            except Exception as e:  # noqa: BLE001 - a lost task, a killed job: the chunk runs again from its state
+                failed += 1
+                self.failed_chunks += 1
+                first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+                if failed >= CHUNK_TRIES:
+                    reason = f"the job running the loop in a task failed {failed} times in a row ({first})"
+                    break
+                log.warning("sparkgd: the job running iterations %d.. in a task failed (%s); running them again",
+                            state.iteration + 1, first)
+                continue
+            failed = 0
             self.chunks += 1
             error = None
             for row in rows:
@@ -288,6 +299,7 @@ class RemoteSums:
 
 
 _CHUNK_SCHEMA = "kind string, meta string, data binary"
+CHUNK_TRIES = 3  # a chunk's job failing this many times in a row: one job per iteration from then on
 SLOTS_KEY = "spark.sparkgd.connect.slots"  # the task slots of the cluster, where the conf does not tell
 
 

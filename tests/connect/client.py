@@ -118,8 +118,144 @@ def _in_a_task(spark, data: str, out: str) -> dict:
         got["diverged"] = [e.iteration, e.what]
     three = df.repartition(3)  # more partitions than the 2 slots of local[2]: one job per iteration
     got["three"] = {"model": numbers(ESTIMATORS["linear"]().fit(three)), "chunks": chunks[-1:]}
+    got.update(_interrupted(df, out))
+    got.update(_long_fits(spark, df, out))
     remote.RemoteBlocks.iterate_on_executors = real
     return got
+
+
+def _interrupted(df, out: str) -> dict:
+    """A fit stopped by its callback at iteration 9 (checkpoints of 4 and 8 written), then resumed."""
+    from tests.connect.fits import ESTIMATORS, numbers
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_9(state):
+        if state.iteration == 9:
+            raise Stop
+
+    est = ESTIMATORS["linear"]().setCheckpointDir(f"{out}/resume").setCheckpointInterval(4)
+    try:
+        est.setCallback(stop_at_9).fit(df)
+    except Stop:
+        pass
+    import os
+
+    written = sorted(os.listdir(f"{out}/resume"))
+    seen = []
+    resumed = numbers(est.setResume(True).setCallback(lambda s: seen.append(s.iteration)).fit(df))
+    return {"resume": {"written": written, "first_seen": seen[:1], "model": resumed}}
+
+
+def _long_fits(spark, df, out: str) -> dict:
+    """3000 iterations (3 chunks of at most 1000): another job of the session runs between two chunks; and
+    the Python workers of the server killed during a chunk: the chunk runs again, the same model."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from sparkgd.engine import remote
+    from sparkgd.ml import SGDLinearRegression
+
+    cached = df.cache()
+
+    def make(iterations):
+        return SGDLinearRegression(maxIter=iterations, stepSize=0.1, miniBatchFraction=0.5, tol=0.0)
+
+    make(1).fit(cached)  # the blocks, built once for the cached input
+    times = {}
+
+    def other():
+        time.sleep(0.5)
+        times["other_submitted"] = time.monotonic()
+        spark.range(100, numPartitions=2).count()
+        times["other_done"] = time.monotonic()
+
+    thread = threading.Thread(target=other)
+    start = time.monotonic()
+    thread.start()
+    long_model = make(3000).fit(cached)
+    times["fit_done"] = time.monotonic()
+    thread.join()
+    result = {"between": {k: v - start for k, v in times.items()}, "long": _numbers(long_model)}
+
+    failed = []
+    real = remote.RemoteBlocks.iterate_on_executors
+
+    def counting(self, *args, **kwargs):
+        before = self.failed_chunks
+        try:
+            return real(self, *args, **kwargs)
+        finally:
+            failed.append(self.failed_chunks - before)
+
+    def kill_workers():  # once a chunk's root listens for its other tasks: the chunk runs
+        server = int(os.environ["SPARKGD_TEST_CONNECT_PID"])
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            workers = [w for d in _children(server) for w in _children(d)]
+            if any(_listening(w, server) for w in workers):
+                for w in workers:
+                    os.kill(w, signal.SIGKILL)
+                return
+            time.sleep(0.01)
+
+    remote.RemoteBlocks.iterate_on_executors = counting
+    killer = threading.Thread(target=kill_workers)
+    killer.start()
+    killed = make(1000).fit(cached)
+    killer.join()
+    remote.RemoteBlocks.iterate_on_executors = real
+    result["killed"] = {"failed": failed, "model": _numbers(killed)}
+    return result
+
+
+def _numbers(model):
+    from tests.connect.fits import numbers
+
+    return numbers(model)
+
+
+def _sockets(pid: int) -> set[str]:
+    import os
+
+    found = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                found.add(link[8:-1])
+    except OSError:
+        pass
+    return found
+
+
+def _listening(pid: int, server: int) -> bool:
+    """Whether process ``pid`` holds a listening TCP socket of its own (not one inherited from its parents)."""
+    inherited = set().union(*(_sockets(p) for p in [server, *_children(server)] if p != pid))
+    with open("/proc/net/tcp") as f:
+        listening = {line.split()[9] for line in f.readlines()[1:] if line.split()[3] == "0A"}
+    return bool((_sockets(pid) - inherited) & listening)
+
+
+def _children(pid: int) -> list[int]:
+    import os
+
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
 
 
 if __name__ == "__main__":

@@ -55,8 +55,10 @@ def connect_server(tmp_path_factory):
             except OSError:
                 assert time.monotonic() < deadline, "the Connect server did not listen in 120 s"
                 time.sleep(0.5)
+        os.environ["SPARKGD_TEST_CONNECT_PID"] = str(proc.pid)  # the client kills the server's Python workers
         yield f"sc://127.0.0.1:{port}"
     finally:
+        os.environ.pop("SPARKGD_TEST_CONNECT_PID", None)
         os.killpg(proc.pid, 15)
         proc.wait(30)
         log.close()
@@ -178,3 +180,16 @@ def _check_loop_in_a_task(spark, df, got, tmp_path):
         ESTIMATORS["linear"]().setStepSize(1e4).setStandardization(False).fit(df)
     assert task["diverged"] == [e.value.iteration, e.value.what]
     assert task["three"] == {"model": numbers(ESTIMATORS["linear"]().fit(df.repartition(3))), "chunks": [0]}
+    resume = task["resume"]  # stopped at 9 with checkpoints of 4 and 8; resumed from 8: the uninterrupted model
+    assert resume["written"] == ["ckpt-00000004", "ckpt-00000008"] and resume["first_seen"] == [9]
+    assert resume["model"] == task["checkpointed"]
+    between = task["between"]  # another job ran between two chunks, not after the whole fit
+    assert between["other_submitted"] < between["other_done"] < between["fit_done"] - 0.5, between
+    from sparkgd.ml import SGDLinearRegression
+
+    def make(iterations):
+        return SGDLinearRegression(maxIter=iterations, stepSize=0.1, miniBatchFraction=0.5, tol=0.0)
+
+    assert task["long"] == numbers(make(3000).fit(df))
+    killed = task["killed"]  # the chunk whose tasks were killed ran again from its state: the classic model
+    assert killed["failed"] == [1] and killed["model"] == numbers(make(1000).fit(df))

@@ -83,6 +83,7 @@ class BlockSummary:
     max_label: float = -1.0  # the largest label (-1 when there are no rows)
     class_label_count: int = 0  # labels that are not class indices (negative or not an integer)
     class_labels: list[float] = field(default_factory=list)
+    nbytes: int = 0  # the block's arrays in memory (features, labels, weights)
 
 
 def summary_to_json(s: BlockSummary) -> str:
@@ -265,7 +266,14 @@ def summarize(block: Block, moments: bool = False) -> BlockSummary:
     return BlockSummary(block.partition, block.num_rows, block.num_features, block.error,
                         len(odd), sorted(set(odd.tolist()))[:_MAX_BAD_LABELS], neg, total,
                         _moments(block) if moments else None, float(y.max()) if len(y) else -1.0,
-                        len(not_class), sorted(set(not_class.tolist()))[:_MAX_BAD_LABELS])
+                        len(not_class), sorted(set(not_class.tolist()))[:_MAX_BAD_LABELS], block_bytes(block))
+
+
+def block_bytes(block: Block) -> int:
+    """The bytes of a block's arrays: what a task holding it keeps in its Python worker."""
+    x = block.features
+    size = x.data.nbytes + x.indices.nbytes + x.indptr.nbytes if sp.issparse(x) else np.asarray(x).nbytes
+    return int(size + block.labels.nbytes + (0 if block.weights is None else block.weights.nbytes))
 
 
 _MOMENT_ROWS = 4096

@@ -25,7 +25,7 @@ from sparkgd.core import sums
 from sparkgd.core.block import Block, FoldSpec, fold
 from sparkgd.core.sums import Sums, merge
 from sparkgd.core.tree import CombineTree, Node
-from sparkgd.engine import _spark, turns
+from sparkgd.engine import _spark, memory, turns
 from sparkgd.engine.resident import Crew, Lost, off_reason
 from sparkgd.engine.starts import QuietBudget, StartPolicy
 
@@ -103,8 +103,9 @@ class IterationSums:
     """
 
     def __init__(self, blocks_rdd: RDD, depth: int, spec: FoldSpec, num_weights: int,
-                 first: Crew | None = None) -> None:
+                 first: Crew | None = None, block_bytes: list[int] | None = None) -> None:
         self._rdd = blocks_rdd
+        self._block_bytes = block_bytes or []
         self._first = first  # the tasks that built the blocks, waiting to serve
         self._sc = blocks_rdd.context
         self._depth = depth
@@ -161,6 +162,13 @@ class IterationSums:
             self._starts.off()
             return
         tasks = min(self.tree.num_partitions, free)
+        too_big = memory.too_big(self._sc, self._block_bytes, tasks)
+        if too_big:
+            if (self._sc.applicationId, too_big) not in _TOLD:
+                _TOLD.add((self._sc.applicationId, too_big))
+                log.info("resident tasks are off (%s): one Spark job per iteration", too_big)
+            self._starts.off()
+            return
         try:
             if tasks < 1:
                 raise Lost("no free task slot", busy=True)

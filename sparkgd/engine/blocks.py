@@ -132,7 +132,8 @@ class BlockedData(BlockFacts):
         by the builders the current training call holds for them, if any (:func:`sparkgd.engine.turns.hold`)."""
         from sparkgd.engine.aggregation import IterationSums
 
-        return IterationSums(self.rdd, depth, spec, num_weights, first=turns.take(self.rdd.id()))
+        return IterationSums(self.rdd, depth, spec, num_weights, first=turns.take(self.rdd.id()),
+                             block_bytes=[s.nbytes for s in sorted(self.summaries, key=lambda s: s.partition)])
 
     def hadoop_dirs(self) -> Any:
         """Checkpoint directories on Spark's Hadoop filesystems."""

@@ -204,6 +204,7 @@ class RemoteBlocks(BlockFacts):
         super().__init__(summaries, columns)
         self.num_partitions = len(summaries)
         self.cores = max((r["cores"] for r in rows), default=1)  # an executor machine's, for local[*]
+        self.arranged_in = self.num_partitions  # the partitions of self.df (fewer once arranged for the slots)
         self.chunks = 0  # the jobs that ran the loop in a task (iterate_on_executors) ...
         self.failed_chunks = 0  # ... and those that failed
 
@@ -222,7 +223,9 @@ class RemoteBlocks(BlockFacts):
 
         spark = self.df.sparkSession
         conf = functools.partial(_conf, spark)
-        reason = resident_off(conf, self.num_partitions, self.cores)
+        reason, slots = resident_off(conf, self.cores)
+        if reason is None and slots < self.arranged_in:
+            self._arrange(slots)
         secret = os.urandom(32)
         seconds = _seconds(conf(timeouts.CHUNK_KEY), timeouts.CHUNK)
         failed = 0
@@ -262,6 +265,19 @@ class RemoteBlocks(BlockFacts):
             job = self.iteration_sums(depth, spec, num_weights)
             iterate(rules, job, state, num_iterations, after)
         return state
+
+    def _arrange(self, slots: int) -> None:
+        """Put the blocks in at most ``slots`` partitions, each block's rows whole in one (a barrier stage cannot
+        ``coalesce``): one shuffle of the cached blocks, cached in their place. Every path folds whatever
+        blocks a task holds and combines them in the tree's order: the bits do not change."""
+        from pyspark import StorageLevel
+
+        arranged = self.df.repartitionByRange(slots, "partition").persist(StorageLevel.MEMORY_AND_DISK)
+        arranged.where("chunk = 0").count()
+        log.info("sparkgd: %d partitions of blocks arranged in %d for the %d task slots", self.num_partitions,
+                 slots, slots)
+        self.df.unpersist()
+        self.df, self.arranged_in = arranged, slots
 
     def hadoop_dirs(self) -> Any:
         raise ValueError("under Spark Connect, checkpointDir must be a local path (the client writes the checkpoints)")
@@ -339,21 +355,18 @@ def task_slots(conf: Callable[[str], str | None], cores_seen: int) -> int | None
     return None if cores is None else cores // int(conf("spark.task.cpus") or 1)
 
 
-def resident_off(conf: Callable[[str], str | None], num_partitions: int, cores_seen: int) -> str | None:
-    """Why the loop cannot run in a task under Connect, or ``None``: a barrier job needs a static
-    allocation and a slot for every partition's task at once."""
+def resident_off(conf: Callable[[str], str | None], cores_seen: int) -> tuple[str | None, int]:
+    """Why the loop cannot run in a task under Connect (or ``None``), and the cluster's task slots: a barrier
+    job needs a static allocation and a slot for each of its tasks at once."""
     if (conf("spark.sparkgd.residentTasks") or "true").lower() == "false":
-        return "spark.sparkgd.residentTasks is false"
+        return "spark.sparkgd.residentTasks is false", 0
     if (conf("spark.dynamicAllocation.enabled") or "false").lower() == "true":
-        return "spark.dynamicAllocation.enabled: Spark refuses barrier jobs under dynamic allocation"
+        return "spark.dynamicAllocation.enabled: Spark refuses barrier jobs under dynamic allocation", 0
     slots = task_slots(conf, cores_seen)
-    if slots is None:
+    if slots is None or slots < 1:
         return (f"the conf does not tell how many tasks the cluster runs at once; set {SLOTS_KEY} to run the "
-                "loop in a task")
-    if slots < num_partitions:
-        return (f"the data has {num_partitions} partitions and the cluster {slots} task slots (repartition the "
-                f"DataFrame to at most {slots} partitions)")
-    return None
+                "loop in a task"), 0
+    return None, slots
 
 
 def encode_state(state: SGDState) -> bytes:

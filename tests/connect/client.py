@@ -116,7 +116,7 @@ def _in_a_task(spark, data: str, out: str) -> dict:
         got["diverged"] = None
     except SGDDivergenceError as e:
         got["diverged"] = [e.iteration, e.what]
-    three = df.repartition(3)  # more partitions than the 2 slots of local[2]: one job per iteration
+    three = df.repartition(3)  # more partitions than the 2 slots of local[2]: arranged in 2, then chunks
     got["three"] = {"model": numbers(ESTIMATORS["linear"]().fit(three)), "chunks": chunks[-1:]}
     got.update(_interrupted(df, out))
     got.update(_long_fits(spark, df, out))

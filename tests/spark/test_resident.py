@@ -120,6 +120,36 @@ def test_training_gives_the_one_job_per_iteration_model_bit_for_bit(sc, spark, c
     assert resident.loss_history == per_job.loss_history and len(resident.loss_history) == 12
 
 
+def test_groups_of_blocks_over_the_python_memory_cap_run_one_job_per_iteration(sc, spark, caplog, monkeypatch):
+    """4 partitions on 2 slots: each resident task would hold 2 blocks. Under a spark.executor.pyspark.memory
+    that holds one block (and the worker) but not two, the call runs jobs, says why once, same bits."""
+    from sparkgd.engine import memory
+
+    x, y = make_problem("classification")
+    rdd = partitioned(sc, labeled_points(x, y)).cache()
+    kw = dict(step_size=1.0, num_iterations=6, reg_param=0.05, mini_batch_fraction=0.3, convergence_tol=0.0)
+    conf = dict(sc.getConf().getAll())
+    try:
+        sizes = [b.nbytes for b in build_blocks(rdd).summaries]
+        assert sorted(sizes)[-1] > 0
+        cap = memory.WORKER_BASE + sorted(sizes)[-1] + 1  # the largest block fits, no two of the others do
+        assert memory.group_bytes(sizes, 2) > cap - memory.WORKER_BASE
+        monkeypatch.setattr(resident, "spark_conf", lambda _: conf | {"spark.executor.pyspark.memory": f"{cap}b"})
+        with caplog.at_level(logging.INFO, logger="sparkgd"):
+            capped = run_minibatch_sgd(rdd, LogisticGradient(), SquaredL2Updater(), **kw)
+        told = [r.getMessage() for r in caplog.records if "spark.executor.pyspark.memory" in r.getMessage()]
+        assert len(told) == 1 and "2 tasks would hold 2 blocks each" in told[0], told
+        assert "tasks serve the" not in caplog.text
+        monkeypatch.setattr(resident, "spark_conf", lambda _: conf | {"spark.executor.pyspark.memory": "4g"})
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="sparkgd"):
+            served = run_minibatch_sgd(rdd, LogisticGradient(), SquaredL2Updater(), **kw)
+        assert "resident tasks: 2 tasks serve the 4 partitions" in caplog.text
+    finally:
+        rdd.unpersist()
+    assert capped.weights.tobytes() == served.weights.tobytes()
+
+
 def test_a_lost_resident_task_hands_the_iteration_over_to_a_job(sc, caplog):
     from pyspark import TaskContext
 

@@ -86,10 +86,25 @@ def test_task_slots_from_the_conf(conf, cores, slots):
 
 
 def test_when_the_loop_cannot_run_in_a_task_the_reason_names_the_setting():
-    assert resident_off({"spark.master": "local[2]"}.get, 2, 8) is None
-    assert "3 partitions" in resident_off({"spark.master": "local[2]"}.get, 3, 8)
+    assert resident_off({"spark.master": "local[2]"}.get, 8) == (None, 2)
     assert "dynamicAllocation" in resident_off({"spark.master": "yarn", "spark.dynamicAllocation.enabled": "true",
-                                                "spark.sparkgd.connect.slots": "9"}.get, 2, 8)
-    assert "spark.sparkgd.connect.slots" in resident_off({"spark.master": "yarn"}.get, 2, 8)
+                                                "spark.sparkgd.connect.slots": "9"}.get, 8)[0]
+    assert "spark.sparkgd.connect.slots" in resident_off({"spark.master": "yarn"}.get, 8)[0]
     assert "residentTasks" in resident_off({"spark.master": "local[2]", "spark.sparkgd.residentTasks": "false"}.get,
-                                           2, 8)
+                                           8)[0]
+
+
+def test_the_python_memory_a_task_may_hold_from_the_conf():
+    from sparkgd.engine.memory import group_bytes, python_budget, spark_bytes
+
+    assert [spark_bytes(t) for t in ("2g", "512m", "1024k", "300", "1.5g", "10b", "lots")] == \
+        [2 << 30, 512 << 20, 1 << 20, 300 << 20, 3 << 29, 10, None]
+    assert python_budget({"spark.master": "local[2]"}) is None  # nothing caps Python there
+    assert python_budget({"spark.executor.pyspark.memory": "2g", "spark.executor.cores": "4"}) == \
+        (512 << 20, "spark.executor.pyspark.memory")  # as Spark divides it among the workers
+    assert python_budget({"spark.master": "yarn", "spark.executor.memory": "8g", "spark.executor.cores": "2"}) == \
+        (int(0.1 * (8 << 30)) // 2, "spark.executor.memoryOverhead")
+    assert python_budget({"spark.master": "k8s://h", "spark.executor.memoryOverhead": "3g"}) == \
+        (3 << 30, "spark.executor.memoryOverhead")
+    assert python_budget({"spark.master": "yarn"}) == (384 << 20, "spark.executor.memoryOverhead")
+    assert group_bytes([5, 1, 4, 3, 2], 2) == 5 + 4 + 3 and group_bytes([5, 1], 2) == 5 and group_bytes([], 3) == 0

@@ -586,6 +586,8 @@ def main(argv: list[str]) -> int:
                         "dynamic allocation, encryption, speculation: deployments.py)")
     p.add_argument("--master", default="local[2]", help="Spark master (wide runs on local-cluster[2,1,1024])")
     p.add_argument("--rounds", type=int, default=5, help="rounds of the concurrency workload")
+    p.add_argument("--deployments", default="", help="comma-separated names of deployments.DEPLOYMENTS to run "
+                   "(default: all; 'Spark Connect' needs 'nothing added', whose MLlib rows it compares with)")
     p.add_argument("--json", default="benchmarks/results.json", help="where to write the results")
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore")

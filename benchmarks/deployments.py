@@ -8,8 +8,10 @@ settings: nothing added; dynamic allocation (shuffle tracking); Spark's encrypti
 (240K x 40 dense at scale 1, 4 partitions) is trained by MLlib's ``LinearRegressionWithSGD`` and by
 sparkgd's, timed the same way as ``bench.py`` (``time_systems``: alternating order, seconds per
 iteration from the difference of two run lengths) and with MLlib's weights to 1e-9. The cluster is
-stopped at the end. Spark Connect is not here: its resident loop is not built yet (the ``connect``
-workload of ``bench.py`` measures it).
+stopped at the end. Last, a Spark Connect server runs as an application on the same cluster
+(``spark.cores.max=2``) and a client process times sparkgd-df on the same rows
+(``connect_client.deployment``), with the loop in a task and with one Spark job per iteration; its
+MLlib row is the nothing-added application's (classic: MLlib has no Connect API).
 """
 
 from __future__ import annotations
@@ -38,7 +40,10 @@ def deployments_workload(args, rows: list[dict]) -> None:
     with tempfile.TemporaryDirectory(prefix="sparkgd-deploy-") as tmp:
         cluster = StandaloneCluster(Path(tmp) / "cluster", workers=2, cores=1).start()
         try:
+            chosen = [n.strip() for n in args.deployments.split(",") if n.strip()] if args.deployments else None
             for name, confs in DEPLOYMENTS.items():
+                if chosen is not None and name not in chosen:
+                    continue
                 out = Path(tmp) / f"{len(rows)}.json"
                 settings = confs + ["spark.executor.memory=900m", "spark.driver.memory=2g"]
                 flags = [a for kv in settings for a in ("--conf", kv)]
@@ -47,8 +52,55 @@ def deployments_workload(args, rows: list[dict]) -> None:
                 if proc.returncode != 0:
                     raise RuntimeError(f"deployment {name!r} failed:\n{log[-3000:]}")
                 rows.extend(json.loads(out.read_text()))
+            if chosen is None or "Spark Connect" in chosen:
+                _connect(cluster, Path(tmp), args, rows)
         finally:
             cluster.stop()
+
+
+def _connect(cluster, tmp: Path, args, rows: list[dict]) -> None:
+    import socket
+    import subprocess
+    import threading
+    import time
+
+    from tests.cluster.standalone import free_port
+
+    port = free_port()
+    server = cluster.submit(["--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
+                             "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
+                             "--conf", f"spark.connect.grpc.binding.port={port}", "--conf", "spark.cores.max=2",
+                             "--conf", "spark.executor.memory=900m", "--conf", "spark.driver.memory=2g"])
+    tail: list[str] = []
+    threading.Thread(target=lambda: [tail.append(line) for line in server.stdout], daemon=True).start()
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the Connect server did not start:\n" + "".join(tail[-50:])) from None
+                time.sleep(0.5)
+        n, out = int(240_000 * args.scale), tmp / "connect.json"
+        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "connect_client.py"), "deployment",
+                        f"sc://127.0.0.1:{port}", str(n), "40", "4", str(args.iterations), str(out)],
+                       env=dict(cluster.env(), PYTHONPATH=str(ROOT)), check=True, timeout=1800)
+        got = json.loads(out.read_text())
+        print("Spark Connect fits (fraction, residentTasks, iterations, s, blocks built so far):",
+              Path(str(out) + ".fits.json").read_text(), file=sys.stderr)
+        for f in (1.0, 0.1):
+            mllib = next(r for r in rows if r["system"] == "mllib" and r["workload"] == f"deployment: nothing added "
+                         f"{n}x40 f={f}")
+            rows.append(dict(mllib, workload=f"deployment: Spark Connect {n}x40 f={f}"))
+        rows.extend(got)
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
 
 
 def _child(name: str, scale: float, k: int, out: str) -> None:

@@ -168,6 +168,7 @@ def _remote_blocks_for(source: Any, build: Callable[[], Any], variant: Hashable,
                 if _is_cached(e[0]):
                     kept.append(e)
                 else:
+                    log.debug("kept blocks released: their input is no longer cached")
                     _drop(e[2])
             _REMOTE[key] = kept
         found = None
@@ -181,6 +182,7 @@ def _remote_blocks_for(source: Any, build: Callable[[], Any], variant: Hashable,
                 elif e[1] == mark and found is None:
                     found = e
                 else:  # cached again with other content
+                    log.debug("kept blocks released: the input's stamp changed from %s to %s", e[1], mark)
                     _drop(e[2])
             found = found or (source, mark, build())
             _REMOTE[key] = others + [found]

@@ -497,6 +497,21 @@ def wide_on_local_cluster(args, rows):
             rows.extend(json.load(f)["results"])
 
 
+def wait_for_port(port, server, what, detail=lambda: ""):
+    """Wait (120 s at most) until something listens on 127.0.0.1:``port``; raise if ``server`` exits first."""
+    import socket
+
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not start{detail()}") from None
+            time.sleep(0.5)
+
+
 def connect_workload(args, rows):
     """sparkgd-df's per-iteration time under Spark Connect (a local server and a client process) at the dense
     workload's size; its rows sit in the dense table, next to MLlib's in classic mode."""
@@ -522,15 +537,7 @@ def connect_workload(args, rows):
              "--conf", f"spark.connect.grpc.binding.port={port}"],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if server.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError("the Spark Connect server did not start") from None
-                    time.sleep(0.5)
+            wait_for_port(port, server, "the Spark Connect server")
             n = int(400_000 * args.scale)
             for f in (1.0, 0.1):
                 out = subprocess.run([sys.executable, os.path.join(root, "benchmarks", "connect_client.py"),

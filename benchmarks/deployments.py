@@ -59,10 +59,10 @@ def deployments_workload(args, rows: list[dict]) -> None:
 
 
 def _connect(cluster, tmp: Path, args, rows: list[dict]) -> None:
-    import socket
     import subprocess
     import threading
-    import time
+
+    from bench import wait_for_port
 
     from tests.cluster.standalone import free_port
 
@@ -74,15 +74,7 @@ def _connect(cluster, tmp: Path, args, rows: list[dict]) -> None:
     tail: list[str] = []
     threading.Thread(target=lambda: [tail.append(line) for line in server.stdout], daemon=True).start()
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the Connect server did not start:\n" + "".join(tail[-50:])) from None
-                time.sleep(0.5)
+        wait_for_port(port, server, "the Connect server", lambda: ":\n" + "".join(tail[-50:]))
         n, out = int(240_000 * args.scale), tmp / "connect.json"
         subprocess.run([sys.executable, str(ROOT / "benchmarks" / "connect_client.py"), "deployment",
                         f"sc://127.0.0.1:{port}", str(n), "40", "4", str(args.iterations), str(out)],

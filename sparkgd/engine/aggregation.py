@@ -155,18 +155,12 @@ class IterationSums:
             return
         reason = off_reason(self._sc)
         free = None if reason else _spark.free_slots(self._sc)
+        tasks = 0 if free is None else min(self.tree.num_partitions, free)
+        reason = reason or (None if free is None else memory.too_big(self._sc, self._block_bytes, tasks))
         if reason or free is None:
             if reason and (self._sc.applicationId, reason) not in _TOLD:
                 _TOLD.add((self._sc.applicationId, reason))
                 log.info("resident tasks are off (%s): one Spark job per iteration", reason)
-            self._starts.off()
-            return
-        tasks = min(self.tree.num_partitions, free)
-        too_big = memory.too_big(self._sc, self._block_bytes, tasks)
-        if too_big:
-            if (self._sc.applicationId, too_big) not in _TOLD:
-                _TOLD.add((self._sc.applicationId, too_big))
-                log.info("resident tasks are off (%s): one Spark job per iteration", too_big)
             self._starts.off()
             return
         try:

@@ -220,6 +220,7 @@ class RemoteBlocks(BlockFacts):
         where a barrier job cannot run (:func:`resident_off`), or a chunk failed :data:`CHUNK_TRIES` times
         in a row, each iteration is one Spark job. ``state`` is updated in place and returned."""
         from sparkgd.engine.loop import iterate
+        from sparkgd.engine.resident import spark_seconds
 
         spark = self.df.sparkSession
         conf = functools.partial(_conf, spark)
@@ -227,7 +228,7 @@ class RemoteBlocks(BlockFacts):
         if reason is None and slots < self.arranged_in:
             self._arrange(slots)
         secret = os.urandom(32)
-        seconds = _seconds(conf(timeouts.CHUNK_KEY), timeouts.CHUNK)
+        seconds = spark_seconds(conf(timeouts.CHUNK_KEY), timeouts.CHUNK, bare="s")
         failed = 0
         while reason is None and not state.converged and state.iteration < num_iterations:
             task = functools.partial(
@@ -326,15 +327,6 @@ def _conf(spark: Any, key: str) -> str | None:
         return None
 
 
-def _seconds(text: str | None, default: float) -> float:
-    """Seconds from a bare number, or a Spark time value (``"500ms"``, ``"1min"``)."""
-    from sparkgd.engine.resident import spark_seconds
-
-    if text is None:
-        return default
-    return float(text) if re.fullmatch(r"\s*[0-9.]+\s*", text) else spark_seconds(text, default)
-
-
 def task_slots(conf: Callable[[str], str | None], cores_seen: int) -> int | None:
     """How many tasks the cluster runs at once, from the conf (``None``: it does not tell): ``local[N]``,
     ``local-cluster[N, C, M]``, ``spark.cores.max`` or a static ``spark.executor.instances`` x
@@ -409,6 +401,11 @@ def _chunk(batches: Iterator[pa.RecordBatch], *, secret: bytes, rules: Any, spec
     out: dict[str, list] = {"kind": [], "meta": [], "data": []}
     size, start = 0, time.monotonic()
 
+    def reply(kind: str, meta: str | None, data: bytes | None) -> None:
+        out["kind"].append(kind)
+        out["meta"].append(meta)
+        out["data"].append(data)
+
     def job(weights: np.ndarray, seed: int) -> Any:
         frame = encode_iteration(seed, weights)
         for c in children:
@@ -420,7 +417,7 @@ def _chunk(batches: Iterator[pa.RecordBatch], *, secret: bytes, rules: Any, spec
         if keep(s):
             data = encode_state(s)
             size += len(data)
-            out["kind"].append("kept"), out["meta"].append(None), out["data"].append(data)
+            reply("kept", None, data)
 
     def more() -> bool:
         return time.monotonic() - start < seconds and size < _KEPT_BYTES
@@ -429,8 +426,7 @@ def _chunk(batches: Iterator[pa.RecordBatch], *, secret: bytes, rules: Any, spec
     try:
         iterate(rules, job, loop_state, until, after, more)
     except SGDDivergenceError as e:
-        out["kind"].append("error"), out["data"].append(None)
-        out["meta"].append(json.dumps([e.iteration, e.last_finite_loss, e.what, e.value]))
+        reply("error", json.dumps([e.iteration, e.last_finite_loss, e.what, e.value]), None)
     finally:
         for c in children:
             try:
@@ -438,7 +434,7 @@ def _chunk(batches: Iterator[pa.RecordBatch], *, secret: bytes, rules: Any, spec
             except OSError:
                 pass
             c.close()
-    out["kind"].append("last"), out["meta"].append(None), out["data"].append(encode_state(loop_state))
+    reply("last", None, encode_state(loop_state))
     yield pa.RecordBatch.from_pydict(out, schema=pa.schema([("kind", pa.string()), ("meta", pa.string()),
                                                             ("data", pa.binary())]))
 

@@ -123,13 +123,14 @@ def seconds(sc: SparkContext, key: str, default: float) -> float:
     return value
 
 
-def spark_seconds(text: str, default: float) -> float:
-    """A Spark time value (``"3s"``, ``"100ms"``, ``"2min"``, a bare number of ms for ``spark.locality.wait``)."""
+def spark_seconds(text: str | None, default: float, bare: str = "ms") -> float:
+    """A Spark time value (``"3s"``, ``"100ms"``, ``"2min"``) in seconds; a bare number is in ``bare`` (ms for
+    ``spark.locality.wait``); ``default`` when unset or unreadable."""
     m = re.fullmatch(r"\s*([0-9.]+)\s*(ms|s|m|min|h)?\s*", text or "")
     if m is None:
         return default
     scale = {"ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
-    return float(m.group(1)) * scale[m.group(2) or "ms"]
+    return float(m.group(1)) * scale[m.group(2) or bare]
 
 
 def busy_after(sc: SparkContext) -> float:

@@ -264,9 +264,15 @@ def summarize(block: Block, moments: bool = False) -> BlockSummary:
     total = float(block.num_rows) if block.weights is None else float(block.weights.sum())
     not_class = y[(y < 0) | (y != np.floor(y))]
     return BlockSummary(block.partition, block.num_rows, block.num_features, block.error,
-                        len(odd), sorted(set(odd.tolist()))[:_MAX_BAD_LABELS], neg, total,
+                        len(odd), _smallest(odd), neg, total,
                         _moments(block) if moments else None, float(y.max()) if len(y) else -1.0,
-                        len(not_class), sorted(set(not_class.tolist()))[:_MAX_BAD_LABELS], block_bytes(block))
+                        len(not_class), _smallest(not_class), block_bytes(block))
+
+
+def _smallest(values: np.ndarray) -> list[float]:
+    """The ``_MAX_BAD_LABELS`` smallest distinct ``values``, in order (a sort: every label of a regression
+    is one, so no Python set of them)."""
+    return np.unique(values)[:_MAX_BAD_LABELS].tolist()
 
 
 def block_bytes(block: Block) -> int:

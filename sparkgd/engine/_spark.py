@@ -13,6 +13,9 @@ import re
 from typing import Any
 
 from pyspark import RDD, SparkContext
+from pyspark.serializers import FramedSerializer
+
+from sparkgd.core import pickled
 
 log = logging.getLogger("sparkgd")
 _WARNED: set[str] = set()
@@ -32,6 +35,7 @@ _CONSEQUENCE = {
     "DataFrame cache lookup": "blocks of cached DataFrames are not reused",
     "JVM count": "blocks are built through a Python count",
     "Arrow batches": "DataFrame rows are read through DataFrame.rdd (slower)",
+    "pickled batches": "LabeledPoint rows are unpickled one object at a time (slower)",
     "log levels": "Spark's own log lines stay at their level",
     "binary classification summary": "the summary's curves (roc, pr, ...ByThreshold) are not available",
 }
@@ -150,6 +154,42 @@ def arrow_batches(df: Any) -> tuple[RDD, bytes] | None:
     except Exception as e:
         _unavailable("Arrow batches", e)
         return None
+
+
+def pickled_batches(rdd: RDD) -> RDD | None:
+    """``rdd`` as its pickled batches, each read by :func:`sparkgd.core.pickled.load_batch`, when its rows
+    reach Python as pyspark's batched pickles anyway (a cached or a JVM-made RDD); ``None`` otherwise: an
+    uncached ``map`` of Python rows hands its rows on in the same worker, with nothing to unpickle."""
+    try:
+        from pyspark.serializers import (
+            AutoBatchedSerializer,
+            BatchedSerializer,
+            CloudPickleSerializer,
+            CPickleSerializer,
+        )
+
+        ser = rdd._jrdd_deserializer
+        if getattr(rdd, "_is_pipelinable", lambda: False)() or type(ser) not in (
+                BatchedSerializer, AutoBatchedSerializer) or type(ser.serializer) not in (
+                CPickleSerializer, CloudPickleSerializer) or getattr(ser.serializer, "allowed_names", None):
+            return None  # a restricted unpickler (allowed_names) keeps its say over every batch
+        return RDD(rdd._jrdd, rdd.ctx, PointBatches(ser.serializer))
+    except Exception as e:
+        _unavailable("pickled batches", e)
+        return None
+
+
+class PointBatches(FramedSerializer):
+    """Each frame of pickled rows as one batch: :func:`sparkgd.core.pickled.load_batch`'s
+    :class:`~sparkgd.core.pickled.Points`, or the rows the RDD's own ``serializer`` reads."""
+
+    def __init__(self, serializer: FramedSerializer) -> None:
+        super().__init__()
+        self.serializer = serializer
+
+    def loads(self, obj: bytes) -> list:
+        points = pickled.load_batch(obj)
+        return self.serializer.loads(obj) if points is None else points
 
 
 def binary_summary(predictions: Any, score_col: str, prediction_col: str, label_col: str,

@@ -191,3 +191,21 @@ def test_cancelled_tells_a_cancelled_job_from_a_failed_one(sc):
         assert not _spark.cancelled(e)
     else:
         raise AssertionError("the job did not fail")
+
+
+def test_pickled_batches_read_a_cached_labeled_point_rdd_as_its_batches(sc, caplog):
+    from pyspark.mllib.regression import LabeledPoint
+
+    from sparkgd.core.pickled import Points
+
+    points = [LabeledPoint(float(i % 2), [float(i), -0.5 * i]) for i in range(40)]
+    cached = sc.parallelize(points, 2).map(lambda p: p).cache()
+    with caplog.at_level(logging.WARNING, logger="sparkgd"):
+        batches = _spark.pickled_batches(cached)
+        assert _spark.pickled_batches(cached.map(lambda p: p)) is None  # pipelined: rows stay in the worker
+    parts = batches.glom().collect()
+    assert len(parts) == 2 and all(type(b) is Points for part in parts for b in part)
+    rows = [(p.start, np.frombuffer(p.stop).tolist()) for part in parts for b in part for p in b]
+    assert rows == [(p.label, p.features.toArray().tolist()) for p in points]
+    cached.unpersist()
+    no_warning(caplog)

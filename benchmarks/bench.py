@@ -29,6 +29,7 @@ import time
 import warnings
 
 import numpy as np
+from first_call import first_call_table, first_call_workload
 from quality import quality_table, quality_workload
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -587,8 +588,9 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scale", type=float, default=1.0, help="multiplies every row count (0.05 runs in ~1 min)")
     p.add_argument("--iterations", type=int, default=10, help="iterations k per timed run (default 10)")
-    p.add_argument("--workloads", default="dense,sparse,scaling,wide,concurrency,quality,connect,deployments",
+    p.add_argument("--workloads", default="dense,sparse,scaling,wide,concurrency,quality,connect,deployments,first",
                    help="comma-separated: dense,sparse,scaling,wide,concurrency,quality (time to quality),"
+                        "first (one cold train per fresh process: first_call.py),"
                         "connect (sparkgd-df under Spark Connect), deployments (a standalone cluster with "
                         "dynamic allocation, encryption, speculation: deployments.py)")
     p.add_argument("--master", default="local[2]", help="Spark master (wide runs on local-cluster[2,1,1024])")
@@ -603,11 +605,14 @@ def main(argv: list[str]) -> int:
     work = set(args.workloads.split(","))
     rows: list[dict] = []
     quality_rows: list[dict] = []
+    first_rows: list[dict] = []
     cluster = args.master.startswith("local-cluster")
     if "wide" in work and not cluster:
         wide_on_local_cluster(args, rows)
     if "connect" in work and not cluster:
         connect_workload(args, rows)
+    if "first" in work and not cluster:
+        first_call_workload(args, first_rows)
     if "deployments" in work and not cluster:
         from deployments import deployments_workload
 
@@ -640,9 +645,11 @@ def main(argv: list[str]) -> int:
     print(table(rows))
     if quality_rows:
         print("\n" + quality_table(quality_rows))
+    if first_rows:
+        print("\n" + first_call_table(first_rows))
     with open(args.json, "w") as f:
         json.dump({"scale": args.scale, "iterations": args.iterations, "results": rows,
-                   "time_to_quality": quality_rows}, f, indent=2)
+                   "time_to_quality": quality_rows, "first_call": first_rows}, f, indent=2)
     print(f"\nwrote {args.json}")
     return 0
 

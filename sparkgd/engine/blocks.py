@@ -196,8 +196,8 @@ def build_blocks(data: RDD, storage_level: StorageLevel | None = None, columns: 
         storage_level = data.getStorageLevel() if data.is_cached else StorageLevel.MEMORY_AND_DISK
     source = None if build is not None else _spark.pickled_batches(data)  # LabeledPoints without objects
     if source is not None:
-        data, build = source, build_block_from_pickles
-    rdd: RDD = data.mapPartitionsWithIndex(functools.partial(
+        build = build_block_from_pickles
+    rdd: RDD = (source or data).mapPartitionsWithIndex(functools.partial(
         _blocks_of, columns=columns, build=build or build_block, summaries=found, builds=builds,
         moments=moments, serve=builders and builders.serve_first)).persist(storage_level)
     rdd.setName(f"sparkgd blocks of RDD {data.id()}")
